@@ -1,0 +1,1 @@
+"""Thin command-line interface. Modules here import only typer/rich at import time (fast --help)."""

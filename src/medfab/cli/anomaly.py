@@ -1,0 +1,5 @@
+"""medfab anomaly ... (being written)."""
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)

@@ -1,0 +1,9 @@
+"""medfab train (being written)."""
+
+from medfab.cli.common import friendly
+
+
+@friendly
+def train() -> None:
+    """(being written)"""
+    raise NotImplementedError

@@ -1,0 +1,1 @@
+"""Evaluation of synthetic data sets: fidelity, diversity, class fidelity, utility, privacy."""

@@ -1,0 +1,61 @@
+"""The contract between a generative model and medfab's single training loop.
+
+A model is an ``nn.Module`` that owns its networks (e.g. ``G``, ``D``, ``G_ema``), its loss and its own
+optimisation step. The loop (``medfab.training.loop``) only feeds batches, calls :meth:`train_step`,
+logs the returned numbers, checkpoints and resumes. Sampling goes through :meth:`generate`.
+
+Distributed training: the loop wraps every sub-network named in :attr:`GenerativeModel.ddp_modules` in
+``DistributedDataParallel`` (``setattr(model, name, DDP(getattr(model, name)))``) and unwraps it for
+saving, so a model must always reach its networks through those attributes.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+
+class ModelConfig(BaseModel):
+    """Settings shared by every model; each model subclasses it with its own fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = ""                         # registry name, filled by the registry
+    image_size: int = Field(64, ge=8)      # H = W (= D for 3D)
+    channels: int = Field(1, ge=1)
+    num_classes: int = Field(2, ge=1)
+    spatial_dims: int = Field(2, ge=2, le=3)
+    lr: float = Field(2e-4, gt=0)
+    batch_size: int = Field(32, ge=1)
+
+
+class GenerativeModel(nn.Module):
+    """Base class of every registered generator. Subclasses set ``Config`` and implement the methods."""
+
+    Config: ClassVar[type[ModelConfig]] = ModelConfig
+    ddp_modules: ClassVar[tuple[str, ...]] = ()   # sub-networks trained with gradients (e.g. ("G", "D"))
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Optimisers by name; the loop saves and restores their state with the checkpoint."""
+        raise NotImplementedError
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, step: int,
+                   optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
+        """One optimisation step on a batch ``x`` (B, C, H, W) in [-1, 1] with labels ``y`` (B,).
+
+        Returns scalar losses/diagnostics for logging (python floats). Must be deterministic given the
+        global torch RNG state, which the loop seeds and checkpoints.
+        """
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def generate(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Images (B, C, H, W) in [-1, 1] of classes ``y``; all randomness drawn from ``generator``."""
+        raise NotImplementedError

@@ -1,0 +1,58 @@
+"""The explicit registry of generative models: a name -> class table, no dotted-string imports."""
+
+from __future__ import annotations
+
+import difflib
+from typing import TYPE_CHECKING
+
+from medfab.errors import MedfabError
+
+if TYPE_CHECKING:
+    from medfab.models.base import GenerativeModel, ModelConfig
+
+
+def _table() -> dict[str, type["GenerativeModel"]]:
+    # Imported here so `medfab --help` does not import torch.
+    from medfab.models.dcgan import DCGAN
+    from medfab.models.pix2pix import Pix2Pix
+    from medfab.models.vae import ConditionalVAE
+    from medfab.models.wgan_gp import WGANGP
+
+    return {"pix2pix": Pix2Pix, "dcgan": DCGAN, "wgan-gp": WGANGP, "vae": ConditionalVAE}
+
+
+MODEL_NAMES = ("pix2pix", "dcgan", "wgan-gp", "vae")
+
+
+def get_model_class(name: str) -> type["GenerativeModel"]:
+    table = _table()
+    if name not in table:
+        close = difflib.get_close_matches(name, list(table), n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"choose one of: {', '.join(table)}"
+        raise MedfabError(f"unknown model '{name}'", hint)
+    return table[name]
+
+
+def build_model(name: str, **overrides) -> tuple["GenerativeModel", "ModelConfig"]:
+    """Build a model from its registry name and config fields; unknown fields raise a MedfabError."""
+    cls = get_model_class(name)
+    config = make_config(cls, name, overrides)
+    return cls(config), config
+
+
+def make_config(cls, name: str, fields: dict) -> "ModelConfig":
+    from pydantic import ValidationError
+
+    known = set(cls.Config.model_fields)
+    unknown = [k for k in fields if k not in known]
+    if unknown:
+        k = unknown[0]
+        close = difflib.get_close_matches(k, sorted(known), n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"known settings: {', '.join(sorted(known))}"
+        raise MedfabError(f"unknown setting '{k}' for model '{name}'", hint)
+    try:
+        return cls.Config(**{**fields, "name": name})
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise MedfabError(f"bad value for '{'.'.join(map(str, err['loc']))}' of model '{name}': {err['msg']}",
+                          "fix the value in your config file or command line") from None
