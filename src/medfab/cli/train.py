@@ -1,9 +1,96 @@
-"""medfab train (being written)."""
+"""medfab train: train a class-conditional generator (or one model per class) on a labelled image folder."""
 
-from medfab.cli.common import friendly
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from medfab.cli.common import console, friendly
+
+
+def _preprocess_record(size: int) -> dict | None:
+    try:
+        from medfab.data.preprocess import PreprocessConfig
+    except ImportError:            # the provisional loader has no preprocessing config to record
+        return None
+    return PreprocessConfig(size=size).model_dump(mode="json")
 
 
 @friendly
-def train() -> None:
-    """(being written)"""
-    raise NotImplementedError
+def train(
+    data: Path = typer.Option(..., "--data", help="Folder with one sub-folder per class (or train/<class>/...)."),
+    out: Path = typer.Option(..., "--out", help="Run folder; if it holds checkpoints, training resumes."),
+    model: Optional[str] = typer.Option(None, "--model", help="dcgan, wgan-gp, vae or pix2pix."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of settings (see configs/)."),
+    size: Optional[int] = typer.Option(None, "--size", help="Image side length in pixels [default: 64]."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", help="Training time budget (total)."),
+    kimg: Optional[float] = typer.Option(None, "--kimg", help="Budget in thousands of training images."),
+    per_class: bool = typer.Option(False, "--per-class", help="Train one model per class in OUT/<class>/."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per step (all processes)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of weights, batches and noise [default: 0]."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Any setting as key=value; repeatable."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Resolve and print the config, load the data, stop."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Train a class-conditional generator. Settings: model defaults < --config < --set < flags."""
+    import torch
+
+    from medfab import __version__
+    from medfab.data import load_tensors
+    from medfab.errors import MedfabError
+    from medfab.models.registry import build_model, get_model_class
+    from medfab.training.config import resolve_config
+
+    flags = {"image_size": size, "kimg": kimg, "minutes": minutes, "batch_size": batch_size, "seed": seed}
+    name, model_fields, tc = resolve_config(model, config_file=config, flags=flags, sets=set_)
+    if tc.kimg is None and tc.minutes is None:
+        raise MedfabError("no training budget given", "pass --minutes M or --kimg K (or put one in --config)")
+    image_size = model_fields.get("image_size", get_model_class(name).Config.model_fields["image_size"].default)
+    root = Path(data)
+    if not root.is_dir():
+        raise MedfabError(f"--data {root} is not a folder", "give the folder that holds one sub-folder per class")
+    split = "train" if (root / "train").is_dir() else None
+    ts = load_tensors(root, size=image_size, split=split, progress=progress)
+    summary = {"path": str(root.resolve()), "split": split, "size": image_size, "counts": ts.counts()}
+    run_config = {"medfab_version": __version__, "command": "train", "data": summary,
+                  "preprocess": ts.preprocess or _preprocess_record(image_size), "training": tc.model_dump(),
+                  "per_class": per_class}
+    shape = {"channels": int(ts.x.shape[1]), "spatial_dims": ts.x.ndim - 2}
+
+    console.print(f"[bold]model[/] {name}  [bold]data[/] {root} ({split or 'all'}): "
+                  + ", ".join(f"{c} {n}" for c, n in ts.counts().items()))
+    # Validates the model settings against the data before anything is written.
+    _, mcfg = build_model(name, **model_fields, **shape, num_classes=1 if per_class else len(ts.classes))
+    if dry_run:
+        console.print_json(json.dumps({**run_config, "model": mcfg.model_dump()}, default=str))
+        console.print("[yellow]dry run: nothing trained, nothing written[/]")
+        return
+
+    fit_kwargs = dict(kimg=tc.kimg, minutes=tc.minutes, seed=tc.seed, grid_every=tc.grid_every,
+                      grid_per_class=tc.grid_per_class, ckpt_every_minutes=tc.ckpt_every_minutes,
+                      keep_checkpoints=tc.keep_checkpoints, log_every=tc.log_every,
+                      per_class_balanced_sampling=tc.per_class_balanced_sampling, progress=progress)
+    from medfab.training.loop import fit
+
+    if not per_class:
+        torch.manual_seed(tc.seed)                       # weight initialisation
+        net, _ = build_model(name, **model_fields, **shape, num_classes=len(ts.classes))
+        fit(net, ts, out=out, config=run_config, **fit_kwargs)
+    else:
+        from medfab.training.checkpoint import atomic_write_json
+
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "config.json", {**run_config, "model": {"name": name, **model_fields},
+                                                "data": {**summary, "classes": ts.classes}})
+        for i, c in enumerate(ts.classes):
+            console.print(f"[bold]class[/] {c} ({i + 1}/{len(ts.classes)}) -> {out / c}")
+            sub = ts.select(ts.y == i)
+            sub.y = sub.y * 0
+            sub.classes = [c]
+            torch.manual_seed(tc.seed)
+            net, _ = build_model(name, **model_fields, **shape, num_classes=1)
+            fit(net, sub, out=out / c, config={**run_config, "per_class": False, "class": c}, **fit_kwargs)
+    console.print(f"[green]done:[/] {out}\n  next: medfab sample --run {out} --match-counts --out SYNTH_DIR")

@@ -1,0 +1,85 @@
+"""Timings of MS-SSIM diversity, PRDC and the privacy audit on N real vs N synthetic images.
+
+    python bench/bench_eval_speed.py --n 5000 --size 128 [--real DATA/train]
+
+Machines are noisy, so every time is also given as a ratio to a reference measured in the same run: one
+float32 matrix product (N x 4096) @ (4096 x N), the core operation of a brute-force neighbour search.
+Without ``--real`` the images are smooth random fields.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def smooth_fields(n: int, size: int, seed: int) -> np.ndarray:
+    """(n, 1, size, size) float32 in [-1, 1]: upsampled noise, cheap to make at 5,000 x 128^2."""
+    import torch
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(seed)
+    x = F.interpolate(torch.randn(n, 1, size // 8, size // 8, generator=g), size=size, mode="bilinear")
+    return (x / x.abs().amax(dim=(1, 2, 3), keepdim=True)).numpy()
+
+
+def timed(fn, *args, **kwargs) -> float:
+    t = time.perf_counter()
+    fn(*args, **kwargs)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--n", type=int, default=5000)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--real", type=Path, default=None, help="folder-per-class images to use as the real set")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--skip-full-res", action="store_true", help="skip the privacy audit at full resolution")
+    a = p.parse_args()
+
+    import torch
+
+    from medfab.evaluation.diversity import msssim_pairs
+    from medfab.evaluation.prdc import prdc
+    from medfab.evaluation.privacy import privacy_audit
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    if a.real:
+        from medfab.data.tensors import load_tensors
+
+        real = load_tensors(a.real, size=a.size, progress=False).x
+        reps = int(np.ceil(a.n / len(real)))
+        real = np.concatenate([real] * reps)[:a.n]
+        holdout = np.flip(real, -1).copy()
+    else:
+        real, holdout = smooth_fields(a.n, a.size, 0), smooth_fields(a.n, a.size, 1)
+    synth = smooth_fields(a.n, a.size, 2)
+    rng = np.random.default_rng(0)
+    m = rng.normal(size=(a.n, 4096)).astype(np.float32)
+
+    times = {"reference: (N x 4096) @ (4096 x N) float32": timed(lambda: m @ m.T)}
+    times["MS-SSIM, 200 pairs"] = timed(msssim_pairs, synth, 200)
+    times["MS-SSIM, 1000 pairs"] = timed(msssim_pairs, synth, 1000)
+    for dim in (128, 2048):
+        f_real, f_fake = rng.normal(size=(a.n, dim)), rng.normal(size=(a.n, dim))
+        times[f"PRDC k=5, {dim}-d features"] = timed(prdc, f_real, f_fake, 5)
+    f = [rng.normal(size=(a.n, 128)) for _ in range(3)]
+    times["privacy audit, pixels at 64^2 + 128-d features"] = timed(
+        privacy_audit, real, holdout, synth, features_train=f[0], features_holdout=f[1], features_synth=f[2])
+    if not a.skip_full_res:
+        times[f"privacy audit, pixels at {a.size}^2"] = timed(privacy_audit, real, holdout, synth, pixel_size=None)
+    ref = next(iter(times.values()))
+    print(f"{a.n} real vs {a.n} synthetic at {a.size}^2 ({'real' if a.real else 'random'} data), "
+          f"torch threads {torch.get_num_threads()}")
+    print(f"{'measure':<50}{'seconds':>10}{'x reference':>14}")
+    for name, t in times.items():
+        print(f"{name:<50}{t:>10.2f}{t / ref:>14.1f}")
+
+
+if __name__ == "__main__":
+    main()

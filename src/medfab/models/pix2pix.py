@@ -1,0 +1,223 @@
+"""Two-stage class-conditional pix2pix: a learnt coarse-map prior (stage A) + a U-Net renderer (stage B).
+
+pix2pix (Isola et al. 2017) translates an input image into an output image; to *fabricate* a new image it
+needs a new input. Here the input is a coarse structure map: the image area-downsampled to ``map_size``
+(e.g. 16x16), which keeps the head outline, ventricles and overall intensity but no fine texture.
+- Stage A (``A``): a small conditional VAE on those maps learns p(map | class); sampling draws a NEW map
+  from noise, so the output is not a copy of a training image's layout.
+- Stage B (``G``, ``D``): the pix2pix U-Net renders ``cat(upsampled map, class one-hot planes, noise)`` into
+  the full-resolution image, trained on pairs (coarse(x), x) with the non-saturating GAN loss
+  + l1_weight * L1;
+  the PatchGAN sees ``cat(map, image, class planes)``.
+Both stages train in the same :meth:`Pix2Pix.train_step`. A fraction ``map_mix`` of the maps given to stage B
+are stage A's reconstructions instead of the exact coarse images, so B also learns to render A's (slightly
+smoother) maps, the kind it gets at sampling time. See docs/models.md for the design and its
+memorisation check.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, field_validator, model_validator
+from torch import nn
+
+from medfab.errors import MedfabError
+from medfab.models import blocks
+from medfab.models.base import GenerativeModel, ModelConfig
+from medfab.models.diffaug import diff_augment, parse_policy
+from medfab.models.ema import make_ema, update_ema
+from medfab.models.patchgan import PatchGAN
+from medfab.models.unet import UNet
+from medfab.models.vae import Decoder, Encoder
+
+
+class MapPrior(nn.Module):
+    """Stage A: conditional VAE on coarse maps. forward(m, y) -> (m_hat, mu, logvar); ``dec`` samples."""
+
+    def __init__(self, *, channels: int, num_classes: int, map_size: int, latent_dim: int, width: int,
+                 spatial_dims: int):
+        super().__init__()
+        common = {"channels": channels, "num_classes": num_classes, "latent_dim": latent_dim, "width": width,
+                      "image_size": map_size, "spatial_dims": spatial_dims}
+        self.enc = Encoder(**common)
+        self.dec = Decoder(embed_dim=16, **common)
+
+    def forward(self, m: torch.Tensor, y: torch.Tensor):
+        mu, logvar = self.enc(m, y)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        return self.dec(z, y), mu, logvar
+
+
+class Pix2PixConfig(ModelConfig):
+    # stage A: the map prior
+    map_size: int = Field(16, ge=16)               # side of the coarse structure map
+    map_latent_dim: int = Field(32, ge=1)
+    map_width: int = Field(32, ge=4)
+    map_beta: float = Field(1.0, ge=0)
+    map_kl_warmup_steps: int = Field(500, ge=0)
+    map_lr: float = Field(1e-3, gt=0)
+    map_mix: float = Field(0.5, ge=0, le=1)        # share of B's input maps taken from A's reconstructions
+    # stage B: pix2pix
+    g_width: int = Field(32, ge=4)                 # ngf (the paper uses 64; 32 is plenty for 52 images)
+    d_width: int = Field(32, ge=4)                 # ndf
+    d_layers: int = Field(3, ge=1, le=6)           # PatchGAN depth (3 = 70x70 patches)
+    g_norm: Literal["batch", "instance", "group"] = "batch"
+    d_norm: Literal["batch", "instance", "group", "none"] = "none"
+    d_spectral_norm: bool = True                   # instead of D's batch norm: the small-data guard
+    dropout: float = Field(0.5, ge=0, lt=1)        # U-Net decoder dropout (training only)
+    noise_channels: int = Field(1, ge=0)           # N(0, 1) planes given to G: variety at a fixed map
+    l1_weight: float = Field(20.0, ge=0)           # the paper's 100 is for exact inputs; maps are coarse
+    beta1: float = Field(0.5, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    diffaug: str = "translation,cutout,color"
+    ema: bool = True
+    ema_decay: float = Field(0.999, ge=0, lt=1)
+
+    @field_validator("diffaug")
+    @classmethod
+    def _policy(cls, v: str) -> str:
+        parse_policy(v)
+        return v
+
+    @model_validator(mode="after")
+    def _map_smaller(self):
+        if self.map_size * 2 > self.image_size:
+            raise MedfabError(
+                f"map_size {self.map_size} must be at most half of image_size {self.image_size}",
+                "a map as fine as the image would let stage A copy training images; lower map_size")
+        return self
+
+
+class Pix2Pix(GenerativeModel):
+    Config = Pix2PixConfig
+    ddp_modules = ("A", "G", "D")
+    config: Pix2PixConfig
+
+    def __init__(self, config: Pix2PixConfig):
+        super().__init__(config)
+        c = config
+        blocks.check_image_size(c.map_size)
+        self.policy = parse_policy(c.diffaug)
+        self.A = MapPrior(channels=c.channels, num_classes=c.num_classes, map_size=c.map_size,
+                          latent_dim=c.map_latent_dim, width=c.map_width, spatial_dims=c.spatial_dims)
+        self.G = UNet(c.spatial_dims, c.channels + c.num_classes + c.noise_channels, c.channels,
+                      num_downs=blocks.check_image_size(c.image_size), width=c.g_width,
+                      max_channels=8 * c.g_width,
+                      norm=c.g_norm,
+                      dropout=c.dropout)
+        self.D = PatchGAN(c.spatial_dims, 2 * c.channels + c.num_classes, width=c.d_width,
+                          n_layers=c.d_layers,
+                          norm=c.d_norm, sn=c.d_spectral_norm)
+        self.G_ema = make_ema(self.G) if c.ema else None
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        return {"A": torch.optim.Adam(self.A.parameters(), lr=c.map_lr),
+                "G": torch.optim.Adam(self.G.parameters(), lr=c.lr, betas=(c.beta1, c.beta2)),
+                "D": torch.optim.Adam(self.D.parameters(), lr=c.lr, betas=(c.beta1, c.beta2))}
+
+    # --- maps -----------------------------------------------------------------------------------------
+    def coarse(self, x: torch.Tensor) -> torch.Tensor:
+        """The structure map of an image: area average to map_size, (B, C, m, m[, m])."""
+        pool = F.adaptive_avg_pool2d if x.dim() == 4 else F.adaptive_avg_pool3d
+        return pool(x, self.config.map_size)
+
+    def _upsample(self, m: torch.Tensor) -> torch.Tensor:
+        mode = "bilinear" if m.dim() == 4 else "trilinear"
+        size = (self.config.image_size,) * (m.dim() - 2)
+        return F.interpolate(m, size=size, mode=mode, align_corners=False)
+
+    def _g_input(self, m_up: torch.Tensor, y: torch.Tensor, generator=None) -> torch.Tensor:
+        """cat(map, class planes, noise): (B, C + K + noise_channels, S, S[, S])."""
+        shape = (m_up.shape[0], self.config.noise_channels, *m_up.shape[2:])
+        noise = blocks.randn(shape, generator, m_up.device)
+        return torch.cat([m_up, blocks.class_planes(y, self.config.num_classes, m_up), noise], 1)
+
+    def _d_input(self, m_up: torch.Tensor, img: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        # One augmentation for map and image together, so the pair stays aligned; class planes stay exact.
+        pair = diff_augment(torch.cat([m_up, img], 1), self.policy)
+        return torch.cat([pair, blocks.class_planes(y, self.config.num_classes, pair)], 1)
+
+    # --- training ---------------------------------------------------------------------------------------
+    def train_step(self, x, y, step, optimizers):
+        c, b = self.config, x.shape[0]
+        # Stage A: ELBO on coarse maps (L1 recon summed over map pixels + warmed-up beta * KL).
+        m = self.coarse(x)                                                # (B, C, m, m)
+        m_hat, mu, logvar = self.A(m, y)
+        a_recon = (m - m_hat).abs().flatten(1).sum(1).mean()
+        a_kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(1).mean()
+        warm = 1.0 if c.map_kl_warmup_steps == 0 else min(1.0, (step + 1) / c.map_kl_warmup_steps)
+        beta = c.map_beta * warm
+        a_loss = a_recon + beta * a_kl
+        out = {"a_loss": a_loss.item(), "a_kl": a_kl.item()}
+        if not blocks.finite(a_loss):
+            return out
+        optimizers["A"].zero_grad(set_to_none=True)
+        a_loss.backward()
+        optimizers["A"].step()
+
+        # Stage B input maps: exact coarse maps, a map_mix share replaced by A's reconstructions.
+        use_a = (torch.rand(b, device=x.device) < c.map_mix).view(-1, *([1] * (x.dim() - 1)))
+        m_up = self._upsample(torch.where(use_a, m_hat.detach(), m))    # (B, C, S, S)
+        g_in = self._g_input(m_up, y)
+
+        # D step: real and fake pairs in one forward (no batch norm in D by default).
+        fake = self.G(g_in)                                             # one G forward for both steps
+        if c.d_norm == "batch":
+            logits = torch.cat([self.D(self._d_input(m_up, x, y)),
+                                self.D(self._d_input(m_up, fake.detach(), y))])
+        else:
+            pairs = self._d_input(torch.cat([m_up, m_up]), torch.cat([x, fake.detach()]), torch.cat([y, y]))
+            logits = self.D(pairs)                                      # (2B, 1, s, s)
+        d_loss = F.softplus(-logits[:b]).mean() + F.softplus(logits[b:]).mean()   # BCE(real=1) + BCE(fake=0)
+        out |= {"d_loss": d_loss.item(), "d_real": logits[:b].mean().item(),
+                "d_fake": logits[b:].mean().item()}
+        if not blocks.finite(d_loss):
+            return out
+        optimizers["D"].zero_grad(set_to_none=True)
+        d_loss.backward()
+        optimizers["D"].step()
+
+        # G step: fool D + stay close to the real image (L1 mean over pixels, as in the reference).
+        with blocks.frozen(self.D):
+            g_adv = F.softplus(-self.D(self._d_input(m_up, fake, y))).mean()
+        g_l1 = (fake - x).abs().mean()
+        g_loss = g_adv + c.l1_weight * g_l1
+        out |= {"g_loss": g_loss.item(), "g_adv": g_adv.item(), "g_l1": g_l1.item()}
+        if not blocks.finite(g_loss):
+            return out
+        optimizers["G"].zero_grad(set_to_none=True)
+        g_loss.backward()
+        optimizers["G"].step()
+        if c.ema:
+            update_ema(self.G_ema, blocks.unwrap(self.G), step=step, decay=c.ema_decay)
+        return out
+
+    # --- sampling -----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample_maps(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Stage A alone: new coarse maps (B, C, m, m[, m]) of classes ``y``."""
+        blocks.check_labels(y, self.config.num_classes)
+        dec = blocks.unwrap(self.A).dec
+        device = next(dec.parameters()).device
+        z = blocks.randn((len(y), self.config.map_latent_dim), generator, device)
+        return dec(z, y.to(device))
+
+    @torch.no_grad()
+    def render(self, m: torch.Tensor, y: torch.Tensor,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Stage B alone: full-resolution images from maps (B, C, m, m[, m])."""
+        net = self.G_ema if self.config.ema else blocks.unwrap(self.G)
+        was_training = net.training
+        net.eval()
+        device = next(net.parameters()).device
+        x = net(self._g_input(self._upsample(m.to(device)), y.to(device), generator))
+        net.train(was_training)
+        return x.clamp(-1, 1)
+
+    @torch.no_grad()
+    def generate(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.render(self.sample_maps(y, generator), y, generator)

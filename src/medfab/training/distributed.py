@@ -1,0 +1,98 @@
+"""One code path for CPU, one GPU and many GPUs: a single process is DDP with world size 1.
+
+Under ``torchrun`` the environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR...) is set and we join the
+process group (gloo on CPU, nccl on GPU). Only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed() -> DistInfo:
+    """Join the process group when launched by torchrun; otherwise a world of one on GPU 0 or the CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available()
+    if world > 1:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if cuda:
+            torch.cuda.set_device(local)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if cuda else "gloo")
+        device = torch.device("cuda", local) if cuda else torch.device("cpu")
+        return DistInfo(dist.get_rank(), dist.get_world_size(), device)
+    return DistInfo(0, 1, torch.device("cuda", 0) if cuda else torch.device("cpu"))
+
+
+def barrier(info: DistInfo) -> None:
+    if info.world_size > 1:
+        dist.barrier()
+
+
+def broadcast_flags(flags: list[bool], info: DistInfo) -> list[bool]:
+    """Each flag True on every rank if it is True on any rank (e.g. a SIGTERM that reached one process)."""
+    if info.world_size == 1:
+        return [bool(f) for f in flags]
+    t = torch.tensor([1.0 if f else 0.0 for f in flags], device=info.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(v > 0) for v in t.tolist()]
+
+
+def wrap_ddp(model: torch.nn.Module, info: DistInfo) -> None:
+    """Replace each sub-network named in ``model.ddp_modules`` by its DDP wrapper (in place)."""
+    if info.world_size == 1:
+        return
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    ids = [info.device.index] if info.device.type == "cuda" else None
+    # A model may hold parameters that a step does not use (e.g. a learned likelihood scale that only
+    # one loss option needs); plain DDP then fails at the next step. Detecting them costs one graph
+    # traversal per forward; a model that knows it has none can set ``ddp_find_unused_parameters = False``.
+    find_unused = bool(getattr(model, "ddp_find_unused_parameters", True))
+    for name in type(model).ddp_modules:
+        net = getattr(model, name)
+        # Buffers (BatchNorm statistics, spectral-norm vectors) keep DDP's default: rank 0's copy is sent
+        # to every rank at each forward, so all replicas compute with identical networks.
+        setattr(model, name, DDP(net, device_ids=ids, find_unused_parameters=find_unused))
+
+
+def unwrap_ddp(model: torch.nn.Module) -> None:
+    """Undo :func:`wrap_ddp` so that state_dict keys and sampling never see the ``module.`` wrapper."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    for name in type(model).ddp_modules:
+        net = getattr(model, name, None)
+        if isinstance(net, DDP):
+            setattr(model, name, net.module)
+
+
+@contextlib.contextmanager
+def unwrapped(model: torch.nn.Module):
+    """Temporarily see the plain sub-networks (for checkpoints and rank-0-only sample grids)."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    saved = {n: getattr(model, n) for n in type(model).ddp_modules
+             if isinstance(getattr(model, n, None), DDP)}
+    for n, net in saved.items():
+        setattr(model, n, net.module)
+    try:
+        yield model
+    finally:
+        for n, net in saved.items():
+            setattr(model, n, net)

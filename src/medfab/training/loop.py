@@ -1,0 +1,291 @@
+"""The one training loop of medfab: feeds batches to ``model.train_step``, logs, checkpoints, resumes.
+
+Every model (GAN, VAE, pix2pix) supplies its own step; this loop owns everything around it:
+class-balanced batches, seeding, DDP, mixed precision on CUDA, sample grids, checkpoints every few
+minutes and on SIGINT/SIGTERM, automatic resume, and clear errors for non-finite losses and out-of-memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medfab.data.tensors import TensorSet
+from medfab.errors import MedfabError
+from medfab.training import checkpoint as ckpt
+from medfab.training.batches import BatchPlan
+from medfab.training.distributed import (DistInfo, broadcast_flags, init_distributed, unwrap_ddp, unwrapped,
+                                         wrap_ddp)
+
+# What must match for a run folder to be resumed (anything else, e.g. lr, may change between sessions).
+_COMPAT_FIELDS = ("name", "image_size", "channels", "spatial_dims", "num_classes")
+
+
+def _check_data(model, data: TensorSet) -> None:
+    cfg = model.config
+    if len(data) == 0:
+        raise MedfabError("the training set is empty", "check the --data folder holds one folder per class")
+    counts = data.counts()
+    empty = [c for c, n in counts.items() if n == 0]
+    if empty:
+        raise MedfabError(f"class(es) {empty} have no training images",
+                          "add images or remove the empty class folders")
+    for c, n in counts.items():
+        if n == 1:
+            warnings.warn(f"class '{c}' has a single training image; the model can only copy it",
+                          UserWarning, stacklevel=3)
+    got = {"image_size": data.x.shape[-1], "channels": data.x.shape[1], "spatial_dims": data.x.ndim - 2,
+           "num_classes": len(data.classes)}
+    for k, v in got.items():
+        if getattr(cfg, k) != v:
+            raise MedfabError(f"model setting {k}={getattr(cfg, k)} does not match the data ({k}={v})",
+                              "build the model from the data (medfab train does this), or change --size")
+
+
+def _check_resumable(out: Path, new: dict[str, Any]) -> None:
+    """A run folder with checkpoints may only be resumed by the same model, size and classes."""
+    if ckpt.latest_checkpoint(out) is None or not (out / "config.json").is_file():
+        return
+    old = ckpt.read_run_config(out)
+    diffs = [f"{k}: {old['model'].get(k)} -> {new['model'].get(k)}" for k in _COMPAT_FIELDS
+             if old.get("model", {}).get(k) != new["model"].get(k)]
+    if old.get("data", {}).get("classes") != new["data"]["classes"]:
+        diffs.append(f"classes: {old.get('data', {}).get('classes')} -> {new['data']['classes']}")
+    if diffs:
+        raise MedfabError(f"{out} holds a different run, cannot resume it ({'; '.join(diffs)})",
+                          "train into a new --out folder, or use the same model, --size and data to resume")
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM set a flag; the loop checkpoints at the end of the step and exits (twice: at once)."""
+
+    def __init__(self):
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+def _step_seed(seed: int, step: int, rank: int) -> int:
+    # Re-seeding every step from (seed, step, rank) makes a resumed run draw exactly the same noise.
+    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0])
+
+
+def _is_oom(e: BaseException) -> bool:
+    return isinstance(e, (MemoryError, torch.OutOfMemoryError)) or "out of memory" in str(e).lower()
+
+
+def fit(
+    model,                                      # a GenerativeModel built for this data
+    data: TensorSet,                            # training images (N, C, H, W[, D]) in [-1, 1]
+    *,
+    out: str | Path,                            # run folder; holding checkpoints means: resume
+    kimg: float | None = None,                  # stop after this many thousand images (global) ...
+    minutes: float | None = None,               # ... or this much training time, whichever comes first
+    seed: int = 0,                              # batches and every random draw of each step
+    config: dict[str, Any] | None = None,       # resolved settings to record in config.json
+    batch_size: int | None = None,              # global batch; default model.config.batch_size
+    grid_every: float = 5.0,                    # kimg between per-class sample grids
+    grid_per_class: int = 8,
+    ckpt_every_minutes: float = 2.0,
+    keep_checkpoints: int = 2,
+    log_every: int = 50,                        # steps between metrics.jsonl rows
+    per_class_balanced_sampling: bool = True,
+    progress: bool = True,
+) -> Path:
+    """Train ``model`` on ``data`` into ``out``; returns ``out``. Resumes from ``out``'s latest checkpoint."""
+    out = Path(out)
+    if kimg is None and minutes is None:
+        raise MedfabError("no training budget given", "pass --kimg K or --minutes M")
+    _check_data(model, data)
+    info = init_distributed()
+    B = int(batch_size or model.config.batch_size)
+    if B % info.world_size:
+        raise MedfabError(f"batch size {B} is not divisible by {info.world_size} processes",
+                          f"use --batch-size {max(1, B // info.world_size) * info.world_size}")
+
+    train_settings = dict(kimg=kimg, minutes=minutes, seed=seed, batch_size=B, grid_every=grid_every,
+                          grid_per_class=grid_per_class, ckpt_every_minutes=ckpt_every_minutes,
+                          keep_checkpoints=keep_checkpoints, log_every=log_every,
+                          per_class_balanced_sampling=per_class_balanced_sampling, world_size=info.world_size)
+    config = dict(config or {})
+    run_config = {**config, "preprocess": config.get("preprocess") or getattr(data, "preprocess", None),
+                  "model": model.config.model_dump(),
+                  "training": {**config.get("training", {}), **train_settings},
+                  "data": {**config.get("data", {}), "classes": list(data.classes), "counts": data.counts(),
+                           "shape": list(data.x.shape[1:])}}
+    _check_resumable(out, run_config)
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        ckpt.atomic_write_json(out / "config.json", run_config)
+
+    model.to(info.device).train()
+    optimizers = model.configure_optimizers()
+    step, nimg, seconds0 = 0, 0, 0.0
+    latest = ckpt.latest_checkpoint(out)
+    if latest is not None:
+        meta = ckpt.load_checkpoint(latest, model, optimizers, restore_rng=True)
+        step, nimg, seconds0 = meta["step"], meta["nimg"], meta["train_seconds"]
+    wrap_ddp(model, info)
+
+    loop = _Loop(model, optimizers, data, out, info, run_config, B, seed, step, nimg, seconds0,
+                 per_class_balanced_sampling, progress)
+    try:
+        return loop.run(kimg, minutes, grid_every, grid_per_class, ckpt_every_minutes, keep_checkpoints,
+                        log_every)
+    finally:
+        unwrap_ddp(model)                       # the caller gets back the plain model it passed in
+
+
+class _Loop:
+    """State of one training session; split out of :func:`fit` only to keep each piece readable."""
+
+    def __init__(self, model, optimizers, data: TensorSet, out: Path, info: DistInfo, config: dict, B: int,
+                 seed: int, step: int, nimg: int, seconds0: float, balanced: bool, progress: bool):
+        self.model, self.optimizers, self.out, self.info, self.config = model, optimizers, out, info, config
+        self.B, self.seed, self.step, self.nimg, self.seconds0 = B, seed, step, nimg, seconds0
+        self.X = data.x                                     # numpy or memmap; batches gathered by index
+        self.Y = data.y
+        self.num_classes = len(data.classes)
+        self.plan = BatchPlan(data.y, self.num_classes, seed=seed, balanced=balanced)
+        self.progress = progress
+        self.t0 = time.perf_counter()
+
+    def seconds(self) -> float:
+        return self.seconds0 + time.perf_counter() - self.t0
+
+    def save(self, keep: int) -> Path | None:
+        if not self.info.is_main:
+            return None
+        with unwrapped(self.model):
+            return ckpt.save_checkpoint(self.out, self.model, self.optimizers, step=self.step, nimg=self.nimg,
+                                        train_seconds=self.seconds(), config=self.config, keep=keep)
+
+    def grid(self, per_class: int, logger) -> None:
+        if not self.info.is_main:
+            return
+        from medfab.training.logging import class_grid, save_grid
+
+        with unwrapped(self.model):      # rank 0 alone: no DDP collectives may run here
+            g = class_grid(self.model, self.num_classes, per_class, self.seed, self.info.device)
+        (self.out / "grids").mkdir(exist_ok=True)
+        save_grid(self.out / "grids" / f"grid-{self.nimg / 1000:010.3f}.png", g)
+        logger.image("samples", self.step, g)
+
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = self.plan.local_batch(self.step, self.B, self.info.rank, self.info.world_size)
+        x = torch.as_tensor(np.asarray(self.X[idx]), dtype=torch.float32)
+        y = torch.as_tensor(self.Y[idx], dtype=torch.long)
+        return x.to(self.info.device, non_blocking=True), y.to(self.info.device)   # (b, C, H, W), (b,)
+
+    def run(self, kimg, minutes, grid_every, grid_per_class, ckpt_every_minutes, keep, log_every) -> Path:
+        from tqdm import tqdm
+
+        from medfab.training.logging import RunLogger
+
+        logger = RunLogger(self.out) if self.info.is_main else None
+        cuda = self.info.device.type == "cuda"
+        autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else contextlib.nullcontext
+        by_kimg = kimg is not None
+        total = round(kimg * 1000) if by_kimg else round(minutes * 60)
+        bar = tqdm(total=total, initial=min(total, self.nimg if by_kimg else self.seconds0),
+                   unit="img" if by_kimg else "s", disable=not (self.progress and self.info.is_main),
+                   dynamic_ncols=True, desc="train")
+        grid_nimg = grid_every * 1000
+        next_grid = (math.floor(self.nimg / grid_nimg) + 1) * grid_nimg
+        last_ckpt = time.perf_counter()
+        sums: dict[str, float] = {}
+        n_sum, t_log, img_log = 0, time.perf_counter(), self.nimg
+        bad: tuple[str, float] | None = None
+        try:
+            with _StopRequest() as stop:
+                while True:
+                    done = (by_kimg and self.nimg >= kimg * 1000) or (
+                        minutes is not None and self.seconds() >= minutes * 60)
+                    done, stopping, nonfinite = broadcast_flags([done, stop.requested, bad is not None],
+                                                                self.info)
+                    if nonfinite:
+                        raise _NonFinite(bad)
+                    if done or stopping:
+                        break
+                    x, y = self.batch()
+                    torch.manual_seed(_step_seed(self.seed, self.step, self.info.rank))
+                    try:
+                        with autocast():
+                            losses = self.model.train_step(x, y, self.step, self.optimizers)
+                    except (RuntimeError, MemoryError) as e:
+                        if _is_oom(e):
+                            raise MedfabError(f"out of memory at batch size {self.B}",
+                                              "lower --batch-size or --size") from None
+                        raise
+                    bad = next(((k, v) for k, v in losses.items() if not math.isfinite(float(v))), None)
+                    if bad is not None:
+                        continue                        # every rank learns of it at the top of the loop
+                    t_before = self.nimg
+                    self.step += 1
+                    self.nimg += self.B
+                    for k, v in losses.items():
+                        sums[k] = sums.get(k, 0.0) + float(v)
+                    n_sum += 1
+                    bar.update((self.nimg - t_before) if by_kimg else 0)
+                    if not by_kimg:
+                        bar.n = min(total, self.seconds())
+                    if self.step % log_every == 0:
+                        now = time.perf_counter()
+                        row = {k: v / n_sum for k, v in sums.items()}
+                        row.update(kimg=self.nimg / 1000, seconds=self.seconds(),
+                                   images_per_s=(self.nimg - img_log) / max(now - t_log, 1e-9))
+                        if logger:
+                            logger.scalars(self.step, row)
+                        bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k not in ("kimg", "seconds")},
+                                        refresh=False)
+                        sums, n_sum, t_log, img_log = {}, 0, now, self.nimg
+                    if self.nimg >= next_grid:
+                        self.grid(grid_per_class, logger)
+                        next_grid += grid_nimg
+                    if time.perf_counter() - last_ckpt >= ckpt_every_minutes * 60:
+                        self.save(keep)
+                        last_ckpt = time.perf_counter()
+                self.save(keep)
+                if stopping:
+                    raise KeyboardInterrupt
+                self.grid(grid_per_class, logger)
+        except _NonFinite as e:
+            last = ckpt.latest_checkpoint(self.out)
+            kept = f"the last good checkpoint is kept: {last}" if last else "no checkpoint was written yet"
+            raise MedfabError(f"training stopped: loss '{e.key}' became {e.value} at step {self.step}; {kept}",
+                              "lower the learning rate (--set lr=...) and rerun the same command to resume "
+                              "from the last good checkpoint") from None
+        finally:
+            bar.close()
+            if logger:
+                logger.close()
+        return self.out
+
+
+class _NonFinite(Exception):
+    def __init__(self, bad):
+        super().__init__(bad)
+        self.key, self.value = bad if bad else ("?", float("nan"))

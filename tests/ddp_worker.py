@@ -1,0 +1,23 @@
+"""Run by tests/test_ddp.py under torchrun: train a tiny model on 2 CPU processes (gloo), save each rank's weights."""
+
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny_model import tiny_data, tiny_model  # noqa: E402
+
+from medfab.training.loop import fit  # noqa: E402
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1])
+    torch.set_num_threads(1)
+    data = tiny_data(counts=(10, 3))
+    model = tiny_model(data)
+    fit(model, data, out=out, kimg=0.032, batch_size=8, progress=False, config={}, log_every=1,
+        ckpt_every_minutes=1e-9)
+    rank = dist.get_rank()
+    torch.save({k: v.clone() for k, v in model.state_dict().items()}, out / f"rank{rank}.pt")
+    dist.destroy_process_group()

@@ -1,0 +1,90 @@
+"""Privacy audit: hand-computed copy rate, memorisation raises copy rate and membership AUC, real vs real does not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from medfab.data.tensors import TensorSet
+from medfab.errors import MedfabError
+from medfab.evaluation.diversity import pixel_features
+from medfab.evaluation.privacy import audit_space, privacy_audit
+
+
+def smooth_fields(n: int, size: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = gaussian_filter(rng.normal(size=(n, 1, size, size)), sigma=(0, 0, 2, 2))
+    return (x / np.abs(x).max(axis=(1, 2, 3), keepdims=True)).astype(np.float32)
+
+
+def constants(values) -> np.ndarray:
+    """Constant images: the RMS distance between two of them is the difference of their values."""
+    return np.asarray(values, np.float32)[:, None, None, None] * np.ones((1, 1, 8, 8), np.float32)
+
+
+def test_copy_rate_and_authenticity_by_hand():
+    train = np.array([[0.0], [10.0], [20.0], [30.0]])              # own NN distance 10 for every one
+    holdout = np.array([[1.0], [12], [23], [34], [-5], [36], [37], [38], [40], [-4.5]])
+    synth = np.array([[0.5], [11.0], [21.4], [28.5], [15.0]])       # NN distances 0.5, 1, 1.4, 1.5, 5
+    r = audit_space(train, holdout, synth)
+    d_h = np.array([1, 2, 3, 4, 5, 6, 7, 8, 10, 4.5])
+    thr = np.percentile(d_h, 5)                                      # 1 + 0.05 * 9 * (2 - 1) = 1.45
+    assert r["copy_threshold"] == pytest.approx(thr) == pytest.approx(1.45)
+    assert r["copy_rate"] == pytest.approx(3 / 5) and r["n_copies"] == 3    # 0.5, 1, 1.4 < 1.45
+    assert r["holdout_copy_rate"] == pytest.approx(1 / 10)
+    assert r["nn_distance"]["synthetic"]["min"] == pytest.approx(0.5)
+    assert r["closest_pairs"][0] == {"synth_index": 0, "train_index": 0, "distance": 0.5,
+                                     "ratio": pytest.approx(0.5 / 9.5)}
+    # every synthetic point is closer to its NN than that NN's own neighbour (10): none is authentic;
+    # holdout 40 sits exactly 10 from train -> authentic (not strictly closer)
+    assert r["authenticity"]["synthetic"] == 0.0 and r["authenticity"]["holdout"] == pytest.approx(0.1)
+    explicit = audit_space(train, holdout, synth, threshold=2.0)
+    assert explicit["copy_rate"] == pytest.approx(4 / 5) and explicit["threshold_source"] == "explicit"
+
+
+def test_membership_auc_by_hand():
+    train = np.array([[0.0], [10.0], [20.0]])
+    holdout = np.array([[5.0], [15.0], [25.0]])
+    synth = np.array([[0.1], [10.2], [20.3]])                        # hugs the members
+    r = audit_space(train, holdout, synth)
+    # members are 0.1-0.3 from a synthetic point, non-members 4.7-5.2: every pair ranked right -> AUC 1
+    assert r["membership_auc"] == 1.0
+    r2 = audit_space(train, holdout, np.array([[5.1], [15.2], [24.7]]))   # hugs the non-members
+    assert r2["membership_auc"] == 0.0
+
+
+def test_privacy_audit_pixel_space_on_constant_images():
+    tr = TensorSet(constants([-0.8, -0.4, 0.0, 0.4, 0.8]), np.zeros(5, np.int64), ["a"], [f"t{i}" for i in range(5)])
+    hold = constants(np.linspace(-0.75, 0.75, 10))
+    syn = constants([0.01, 0.41, -0.7])                               # RMS distances 0.01, 0.01, 0.1
+    r = privacy_audit(tr, hold, syn, copy_threshold=0.05, pixel_size=4)
+    assert r["copy_rate"] == pytest.approx(2 / 3)
+    assert r["pixel"]["closest_pairs"][0]["train_key"] in {"t2", "t3"}
+    assert r["pixel"]["nn_distance"]["synthetic"]["min"] == pytest.approx(0.01, abs=1e-5)
+
+
+def test_memorised_copies_raise_copy_rate_and_auc_real_vs_real_stays_at_baseline():
+    train, holdout, fresh = smooth_fields(80, 32, 0), smooth_fields(80, 32, 1), smooth_fields(80, 32, 2)
+    noisy_copies = np.clip(train + np.random.default_rng(3).normal(0, 0.05, train.shape), -1, 1).astype(np.float32)
+    f = pixel_features
+    leak = privacy_audit(train, holdout, noisy_copies, features_train=f(train, 8), features_holdout=f(holdout, 8),
+                         features_synth=f(noisy_copies, 8))
+    base = privacy_audit(train, holdout, fresh, features_train=f(train, 8), features_holdout=f(holdout, 8),
+                         features_synth=f(fresh, 8))
+    for space in ("pixel", "features"):
+        assert leak[space]["copy_rate"] > 0.9 and leak[space]["membership_auc"] > 0.95, space
+        assert leak[space]["authenticity"]["synthetic"] < 0.1, space
+        assert base[space]["copy_rate"] < 0.2 and abs(base[space]["membership_auc"] - 0.5) < 0.15, space
+        assert abs(base[space]["authenticity"]["difference"]) < 0.2, space
+    assert leak["pixel"]["nn_ratio"]["synthetic"]["median"] < base["pixel"]["nn_ratio"]["synthetic"]["median"]
+
+
+def test_privacy_audit_rejects_bad_input():
+    x = smooth_fields(12, 16, 0)
+    with pytest.raises(MedfabError):
+        privacy_audit(x, x[:5], x)                                    # too few holdout images
+    with pytest.raises(MedfabError):
+        privacy_audit(x, x, x, features_train=pixel_features(x))       # features for one set only
+    with pytest.raises(MedfabError):
+        privacy_audit(x, x, smooth_fields(12, 32, 1))                  # sizes differ

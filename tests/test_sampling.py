@@ -1,0 +1,106 @@
+"""Fabrication: counts per mode, manifest, reproducibility from the seed alone, synthetic markers."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from tiny_model import register_tiny, tiny_data, tiny_model
+
+from medfab.errors import MedfabError
+from medfab.sampling.fabricate import fabricate, generate_one, plan_counts
+from medfab.sampling.writers import read_png_text, to_uint
+from medfab.training import checkpoint as ckpt
+from medfab.training.loop import fit
+
+
+@pytest.fixture(autouse=True)
+def _tiny_registered(monkeypatch):
+    register_tiny(monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    data = tiny_data(counts=(6, 2))
+    with pytest.MonkeyPatch.context() as mp:
+        register_tiny(mp)
+        fit(tiny_model(data), data, out=out, kimg=0.02, progress=False, config={})
+    return out
+
+
+def test_plan_counts():
+    train = {"a": 717, "b": 52, "c": 2560}
+    assert plan_counts(train, n_per_class=10) == {"a": 10, "b": 10, "c": 10}
+    assert plan_counts(train, balance_to=2560) == {"a": 1843, "b": 2508, "c": 0}
+    assert plan_counts(train, match_counts=True) == train
+    with pytest.raises(MedfabError, match="exactly one"):
+        plan_counts(train, n_per_class=1, match_counts=True)
+    with pytest.raises(MedfabError, match="exactly one"):
+        plan_counts(train)
+
+
+def test_manifest_markers_and_reproducibility(run, tmp_path):
+    out = fabricate(run, tmp_path / "s", balance_to=5, seed=2, progress=False)
+    rows = list(csv.DictReader(open(out / "manifest.csv")))
+    assert list(rows[0]) == ["file", "class", "model", "checkpoint_sha256", "seed"]
+    assert [r["class"] for r in rows] == ["c1"] * 3                # 6 >= 5: none; 5 - 2 = 3
+    sha = ckpt.file_sha256(ckpt.latest_checkpoint(run))
+    assert {r["checkpoint_sha256"] for r in rows} == {sha} and {r["model"] for r in rows} == {"tiny"}
+    assert [r["file"] for r in rows] == [f"c1/c1_{2_000_000 + i}.png" for i in range(3)]
+    model, _ = ckpt.load_run(run)
+    for r in rows:
+        im = Image.open(out / r["file"])
+        assert im.text["Software"] == "medfab"
+        assert im.text["Description"].startswith("SYNTHETIC image fabricated by medfab (model tiny")
+        assert sha in im.text["Description"]
+        # Made again from its seed alone, one image at a time: the same pixels.
+        again = to_uint(generate_one(model, 1, int(r["seed"]))[0], 8)
+        np.testing.assert_array_equal(np.asarray(im), again)
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["synthetic"] is True and any("diagnosis" in s for s in card["must_not_be_used_for"])
+    assert any("validation" in s for s in card["must_not_be_used_for"])
+    assert card["generated"]["counts"] == {"c0": 0, "c1": 3} and card["data"]["counts"] == {"c0": 6, "c1": 2}
+    assert not list(tmp_path.glob(".s.tmp-*"))                                # the temporary folder is gone
+
+
+def test_set_size_does_not_change_an_image(run, tmp_path):
+    """An image depends on its seed only: the same bytes whether 1 or 4 images of its class were made."""
+    small = fabricate(run, tmp_path / "one", n_per_class=1, seed=0, progress=False)
+    big = fabricate(run, tmp_path / "four", n_per_class=4, seed=0, progress=False)
+    assert (small / "c0/c0_0.png").read_bytes() == (big / "c0/c0_0.png").read_bytes()
+    assert (small / "c0/c0_0.png").read_bytes() != (big / "c0/c0_1.png").read_bytes()
+    assert len(list((big / "c1").iterdir())) == 4
+
+
+def test_match_counts_sixteen_bit_and_guards(run, tmp_path):
+    out = fabricate(run, tmp_path / "m", match_counts=True, bit_depth=16, progress=False)
+    assert len(list((out / "c0").iterdir())) == 6 and len(list((out / "c1").iterdir())) == 2
+    im = Image.open(next((out / "c1").iterdir()))
+    assert im.mode == "I;16" and read_png_text(im.filename)["Software"] == "medfab"
+    with pytest.raises(MedfabError, match="not empty"):
+        fabricate(run, out, n_per_class=1, progress=False)
+    with pytest.raises(MedfabError, match="bit-depth"):
+        fabricate(run, tmp_path / "x", n_per_class=1, bit_depth=12, progress=False)
+    with pytest.raises(MedfabError, match="not a medfab run"):
+        fabricate(tmp_path, tmp_path / "y", n_per_class=1, progress=False)
+
+
+def test_explicit_checkpoint(run, tmp_path):
+    path = ckpt.latest_checkpoint(run)
+    a = fabricate(run, tmp_path / "a", n_per_class=1, checkpoint=path, progress=False)
+    b = fabricate(run, tmp_path / "b", n_per_class=1, checkpoint=path.name, progress=False)
+    assert (a / "c1/c1_1.png").read_bytes() == (b / "c1/c1_1.png").read_bytes()
+
+
+def test_volumes_become_marked_nifti(tmp_path):
+    import nibabel as nib
+
+    data = tiny_data(counts=(2, 2), size=8, spatial_dims=3)
+    fit(tiny_model(data), data, out=tmp_path / "run", kimg=0.008, progress=False, config={})
+    out = fabricate(tmp_path / "run", tmp_path / "s", n_per_class=1, progress=False)
+    img = nib.load(out / "c1" / "c1_1.nii.gz")
+    assert img.shape == (8, 8, 8) and img.header["descrip"].tobytes().startswith(b"medfab SYNTHETIC")
