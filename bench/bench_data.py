@@ -10,6 +10,7 @@ The cache goes to a temporary folder that is deleted afterwards.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
@@ -21,6 +22,7 @@ def main() -> None:
     ap.add_argument("--data", required=True, type=Path)
     ap.add_argument("--sizes", default="64,128")
     ap.add_argument("--threads", type=int, default=1, help="torch/BLAS threads (the machine is shared)")
+    ap.add_argument("--workers", type=int, default=None, help="decoding processes (default: load_tensors' auto)")
     args = ap.parse_args()
 
     import torch
@@ -45,13 +47,14 @@ def main() -> None:
     ref = reference()
     print(f"reference: Pillow decode only {ref:.0f} img/s (measured again after each size: machine is shared)")
 
+    print(f"workers: {args.workers or 'auto'} (cpu_count {os.cpu_count()})")
     print(f"{'size':>6} {'run':>7} {'img/s':>9} {'x ref':>7}")
     for size in (int(v) for v in args.sizes.split(",")):
         cache = Path(tempfile.mkdtemp(prefix="medfab-bench-"))
         try:
             for run in ("cold", "cached"):
                 t0 = time.perf_counter()
-                ts = load_tensors(args.data, size=size, cache_dir=cache, progress=False)
+                ts = load_tensors(args.data, size=size, cache_dir=cache, progress=False, workers=args.workers)
                 rate = len(ts) / (time.perf_counter() - t0)
                 print(f"{size:>6} {run:>7} {rate:>9.0f} {rate / ref:>7.2f}")
             again = reference()

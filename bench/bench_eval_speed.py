@@ -62,23 +62,26 @@ def main() -> None:
     rng = np.random.default_rng(0)
     m = rng.normal(size=(a.n, 4096)).astype(np.float32)
 
-    times = {"reference: (N x 4096) @ (4096 x N) float32": timed(lambda: m @ m.T)}
-    times["MS-SSIM, 200 pairs"] = timed(msssim_pairs, synth, 200)
-    times["MS-SSIM, 1000 pairs"] = timed(msssim_pairs, synth, 1000)
-    for dim in (128, 2048):
-        f_real, f_fake = rng.normal(size=(a.n, dim)), rng.normal(size=(a.n, dim))
-        times[f"PRDC k=5, {dim}-d features"] = timed(prdc, f_real, f_fake, 5)
-    f = [rng.normal(size=(a.n, 128)) for _ in range(3)]
-    times["privacy audit, pixels at 64^2 + 128-d features"] = timed(
-        privacy_audit, real, holdout, synth, features_train=f[0], features_holdout=f[1], features_synth=f[2])
-    if not a.skip_full_res:
-        times[f"privacy audit, pixels at {a.size}^2"] = timed(privacy_audit, real, holdout, synth, pixel_size=None)
-    ref = next(iter(times.values()))
     print(f"{a.n} real vs {a.n} synthetic at {a.size}^2 ({'real' if a.real else 'random'} data), "
           f"torch threads {torch.get_num_threads()}")
-    print(f"{'measure':<50}{'seconds':>10}{'x reference':>14}")
-    for name, t in times.items():
-        print(f"{name:<50}{t:>10.2f}{t / ref:>14.1f}")
+    print(f"{'measure':<50}{'seconds':>10}{'x reference':>14}", flush=True)
+    ref = None
+
+    def report(name: str, t: float) -> None:
+        print(f"{name:<50}{t:>10.2f}{t / ref:>14.1f}", flush=True)
+
+    ref = timed(lambda: m @ m.T)
+    report("reference: (N x 4096) @ (4096 x N) float32", ref)
+    report("MS-SSIM, 200 pairs", timed(msssim_pairs, synth, 200))
+    for dim in (128, 2048):
+        f_real, f_fake = rng.normal(size=(a.n, dim)), rng.normal(size=(a.n, dim))
+        report(f"PRDC k=5, {dim}-d features", timed(prdc, f_real, f_fake, 5))
+    f = [rng.normal(size=(a.n, 128)) for _ in range(3)]
+    report("privacy audit, pixels at 64^2 + 128-d features", timed(
+        privacy_audit, real, holdout, synth, features_train=f[0], features_holdout=f[1], features_synth=f[2]))
+    if not a.skip_full_res:
+        report(f"privacy audit, pixels at {a.size}^2", timed(privacy_audit, real, holdout, synth, pixel_size=None))
+    report("reference again (drift check)", timed(lambda: m @ m.T))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ def decode_all(root: Path) -> tuple[float, list[Path]]:
 
 def perturbations(a: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """(H, W) uint8 -> the same image as a user's pipeline might have re-exported it."""
+
     def jpeg(x, q):
         buf = io.BytesIO()
         Image.fromarray(x).save(buf, "JPEG", quality=q)
@@ -49,7 +50,9 @@ def perturbations(a: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarr
         "jpeg q50": jpeg(a, 50),
         "noise sd 5/255": np.clip(a + rng.normal(0, 5, a.shape), 0, 255),
         "noise sd 10/255": np.clip(a + rng.normal(0, 10, a.shape), 0, 255),
-        "resize x0.8": np.asarray(Image.fromarray(a).resize((int(w * .8), int(h * .8)), Image.BILINEAR), np.float32),
+        "resize x0.8": np.asarray(
+            Image.fromarray(a).resize((int(w * 0.8), int(h * 0.8)), Image.BILINEAR), np.float32
+        ),
         "brightness x0.9": a.astype(np.float32) * 0.9,
         "shift 2 px": np.roll(a, (2, 2), (0, 1)).astype(np.float32),
     }
@@ -92,8 +95,22 @@ def main() -> None:
     ref_s, files = decode_all(args.data)
     env = dict(os.environ, COLUMNS="120", TERM="dumb")
     t = time.perf_counter()
-    res = subprocess.run([sys.executable, "-m", "medfab.cli.main", "data", "inspect", str(args.data),
-                          "--json", str(args.out / "inspect.json")], check=False, capture_output=True, text=True, env=env)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "medfab.cli.main",
+            "data",
+            "inspect",
+            str(args.data),
+            "--json",
+            str(args.out / "inspect.json"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     inspect_s = time.perf_counter() - t
     (args.out / "inspect.txt").write_text(res.stdout)
     print(res.stdout)
@@ -105,12 +122,20 @@ def main() -> None:
     summary = [
         f"files: {len(files)}",
         f"reference (decode every image once with Pillow): {ref_s:.1f} s",
-        f"medfab data inspect (process start to exit):      {inspect_s:.1f} s = {inspect_s / ref_s:.1f}x the reference",
+        (
+            f"medfab data inspect (process start to exit):      {inspect_s:.1f} s "
+            f"= {inspect_s / ref_s:.1f}x the reference"
+        ),
         f"known cross-split pair found: {tuple(sorted(KNOWN)) in pairs}",
-        (f"near-duplicate pairs: {len(report['near_duplicates'])} ({report['cross_split_near']} cross-split), "
-         f"exact-duplicate groups: {len(report['exact_duplicates'])}"),
-        (f"detector on {min(200, len(files))} random images and a perturbed copy of each "
-         f"(threshold RMSE {report['near_threshold']}):"),
+        (
+            f"near-duplicate pairs: {len(report['near_duplicates'])} "
+            f"({report['cross_split_near']} cross-split), "
+            f"exact-duplicate groups: {len(report['exact_duplicates'])}"
+        ),
+        (
+            f"detector on {min(200, len(files))} random images and a perturbed copy of each "
+            f"(threshold RMSE {report['near_threshold']}):"
+        ),
         *detector_rates(files),
     ]
     (args.out / "inspect.txt").write_text(res.stdout + "\n" + "\n".join(summary) + "\n")

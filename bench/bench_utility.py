@@ -39,6 +39,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--max-per-class", type=int, default=None, help="cap train and synthetic sets per class")
+    p.add_argument("--no-mixed", action="store_true", help="skip the real+synthetic and top-up regimes")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", type=Path, default=None, help="write the full result here")
@@ -63,7 +64,7 @@ def main() -> None:
           f"synthetic {synth.counts()}{' (= train)' if same else ''}")
     t0 = time.perf_counter()
     r = utility_study(train, test, synth, seeds=a.seeds, shares=a.shares, epochs=a.epochs, width=a.width,
-                      device=a.device)
+                      mixed=not a.no_mixed, device=a.device)
     print(f"study in {time.perf_counter() - t0:.0f} s ({len(a.seeds)} seeds, {a.epochs} epochs)\n")
     cols = ("accuracy", "balanced_accuracy", "macro_precision", "macro_recall", "macro_f1")
     print(f"{'training data':<26}{'n':>7}" + "".join(f"{c:>22}" for c in cols))

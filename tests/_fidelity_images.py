@@ -6,12 +6,12 @@ from scipy import ndimage
 
 
 def phantoms(n: int, size: int = 32, seed: int = 0, big: bool | None = None) -> np.ndarray:
-    """(n, 1, size, size) float32 in [-1, 1]; ``big`` picks the larger head class (None: random)."""
+    """(n, 1, size, size) float32 in [-1, 1]; ``big`` picks the larger head class (None: alternate)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:size, :size] / size - 0.5
     out = np.empty((n, 1, size, size), dtype=np.float32)
     for i in range(n):
-        large = rng.random() < 0.5 if big is None else big
+        large = bool(i % 2) if big is None else big      # balanced classes: no sampling noise in the mix
         a = rng.uniform(0.34, 0.42) if large else rng.uniform(0.24, 0.3)
         b = a * rng.uniform(0.8, 0.95)
         head = (yy / a) ** 2 + (xx / b) ** 2 < 1

@@ -7,9 +7,9 @@ import torch
 import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny_model import tiny_data, tiny_model  # noqa: E402
+from tiny_model import tiny_data, tiny_model
 
-from medfab.training.loop import fit  # noqa: E402
+from medfab.training.loop import fit
 
 if __name__ == "__main__":
     out = Path(sys.argv[1])

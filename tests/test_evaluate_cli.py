@@ -37,6 +37,7 @@ def write_set(root, *, seed, n=24, size=32, classes=("disk", "ring", "square"), 
 def _no_nan(path):
     def refuse(name):
         raise ValueError(f"{name} in {path}")
+
     return json.loads(path.read_text(), parse_constant=refuse)
 
 
@@ -53,20 +54,47 @@ def _numbers(obj):
 
 def test_evaluate_end_to_end_then_report(tmp_path):
     two = ("disk", "ring")
-    tr, te, sy = (write_set(tmp_path / n, seed=s, classes=two) for n, s in (("train", 0), ("test", 1), ("synth", 2)))
+    tr, te, sy = (
+        write_set(tmp_path / n, seed=s, classes=two) for n, s in (("train", 0), ("test", 1), ("synth", 2))
+    )
     out = tmp_path / "eval"
-    r = CliRunner().invoke(app, ["evaluate", "--real-train", str(tr), "--real-test", str(te), "--synthetic", str(sy),
-                                 "--out", str(out), "--size", "32", "--quick", "--epochs", "1",
-                                 "--families", "fidelity,diversity,class,privacy", "--features", "featurenet"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            "--real-train",
+            str(tr),
+            "--real-test",
+            str(te),
+            "--synthetic",
+            str(sy),
+            "--out",
+            str(out),
+            "--size",
+            "32",
+            "--quick",
+            "--epochs",
+            "1",
+            "--families",
+            "fidelity,diversity,class,privacy",
+            "--features",
+            "featurenet",
+        ],
+    )
     assert r.exit_code == 0, r.output
     res = _no_nan(out / "results.json")
     assert res["schema_version"] == 1 and res["classes"] == ["disk", "ring"]
     assert {n: f["status"] for n, f in res["families"].items()} == dict.fromkeys(
-        ["fidelity", "diversity", "class", "privacy"], "ok"), json.dumps(res["families"])[:2000]
+        ["fidelity", "diversity", "class", "privacy"], "ok"
+    ), json.dumps(res["families"])[:2000]
     assert all(math.isfinite(v) for v in _numbers(res))
     # the real-vs-real baseline uses equal sample sizes: 12 per class in each half and in the synthetic subset
-    assert res["counts"]["real_half_a"] == res["counts"]["real_half_b"] == res["counts"]["synthetic_matched"] \
+    assert (
+        res["counts"]["real_half_a"]
+        == res["counts"]["real_half_b"]
+        == res["counts"]["synthetic_matched"]
         == {"disk": 12, "ring": 12}
+    )
     fid = res["families"]["fidelity"]["data"]
     assert set(fid["distances"]) == {"featurenet"}
     fd = fid["distances"]["featurenet"]["overall"]["fd"]
@@ -88,10 +116,25 @@ def test_mismatched_class_names_stop_with_a_clear_message(tmp_path):
     tr = write_set(tmp_path / "train", seed=0, n=4)
     te = write_set(tmp_path / "test", seed=1, n=4)
     sy = write_set(tmp_path / "synth", seed=2, n=4, classes=("disk", "Ring", "square"))
-    r = CliRunner().invoke(app, ["evaluate", "--real-train", str(tr), "--real-test", str(te), "--synthetic", str(sy),
-                                 "--out", str(tmp_path / "eval"), "--size", "32", "--quick"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            "--real-train",
+            str(tr),
+            "--real-test",
+            str(te),
+            "--synthetic",
+            str(sy),
+            "--out",
+            str(tmp_path / "eval"),
+            "--size",
+            "32",
+            "--quick",
+        ],
+    )
     assert r.exit_code == 2
-    msg = " ".join(r.output.split())      # rich wraps long lines
+    msg = " ".join(r.output.split())  # rich wraps long lines
     assert "class names differ" in msg and "only in synthetic: ['Ring']" in msg
     assert "missing from synthetic: ['ring']" in msg and "same class folder names" in msg
     assert not (tmp_path / "eval" / "results.json").exists()
@@ -109,8 +152,12 @@ def test_bad_options_and_missing_folder(tmp_path):
 def _ts(n, size, classes=("a", "b")):
     rng = np.random.default_rng(0)
     y = np.arange(n) % len(classes)
-    return TensorSet(rng.uniform(-1, 1, (n, 1, size, size)).astype(np.float32), y, list(classes),
-                     [f"k{i}" for i in range(n)])
+    return TensorSet(
+        rng.uniform(-1, 1, (n, 1, size, size)).astype(np.float32),
+        y,
+        list(classes),
+        [f"k{i}" for i in range(n)],
+    )
 
 
 def test_check_compatible_sizes_and_class_order():
@@ -127,7 +174,7 @@ def test_check_compatible_sizes_and_class_order():
 def test_real_halves_are_disjoint_stratified_and_seeded():
     ts = _ts(41, 8, classes=("a", "b", "c"))
     a, b = split_halves(ts, seed=3)
-    assert a.counts() == b.counts() == {"a": 7, "b": 7, "c": 6}      # 14, 14, 13 images
+    assert a.counts() == b.counts() == {"a": 7, "b": 7, "c": 6}  # 14, 14, 13 images
     assert not set(a.keys) & set(b.keys)
     assert split_halves(ts, seed=3)[0].keys == a.keys and split_halves(ts, seed=4)[0].keys != a.keys
     m = match_counts(ts, {"a": 2, "b": 100, "c": 0}, seed=0)

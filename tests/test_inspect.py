@@ -38,14 +38,16 @@ def make_dataset(root, seed0: int = 0):
             (root / split / c).mkdir(parents=True)
             for k in range(n):
                 Image.fromarray(blob(next(seed))).save(root / split / c / f"{k}.png")
-    shutil.copy(root / "train/a/0.png", root / "train/a/copy_of_0.png")                 # exact duplicate
+    shutil.copy(root / "train/a/0.png", root / "train/a/copy_of_0.png")  # exact duplicate
     src = np.asarray(Image.open(root / "train/b/1.png"))
-    Image.fromarray(jpeg_noisy_copy(src, 1)).save(root / "test/b/leak.jpg", quality=90)  # near dup, cross split
+    Image.fromarray(jpeg_noisy_copy(src, 1)).save(
+        root / "test/b/leak.jpg", quality=90
+    )  # near dup, cross split
     (root / "train/a/broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 20)  # unreadable
-    Image.fromarray(blob(999)).convert("RGB").save(root / "train/b/colour.png")           # RGB 8-bit
+    Image.fromarray(blob(999)).convert("RGB").save(root / "train/b/colour.png")  # RGB 8-bit
     deep = np.asarray(Image.open(root / "train/a/3.png")).astype(np.uint16) * 257
-    Image.fromarray(deep).save(root / "test/a/deep.png")                                  # 16-bit re-export
-    Image.fromarray(blob(997, 30, 30)).save(root / "test/a/small.png")                    # odd size
+    Image.fromarray(deep).save(root / "test/a/deep.png")  # 16-bit re-export
+    Image.fromarray(blob(997, 30, 30)).save(root / "test/a/small.png")  # odd size
     (root / "train/notes.txt").write_text("not a class folder")
 
 
@@ -61,13 +63,15 @@ def test_inspect_finds_counts_modes_duplicates_and_unreadable(tmp_path):
     assert r.cross_split_exact == 0
     # the two planted near pairs (the exact copy is reported as exact only), both across the split
     assert sorted((a, b, cross) for a, b, _, cross in r.near_duplicates) == [
-        ("test/a/deep.png", "train/a/3.png", True), ("test/b/leak.jpg", "train/b/1.png", True)]
+        ("test/a/deep.png", "train/a/3.png", True),
+        ("test/b/leak.jpg", "train/b/1.png", True),
+    ]
     assert r.cross_split_near == 2
     assert r.label_conflicts == []
     assert r.imbalance_ratio == pytest.approx(8 / 7, abs=0.01)
     text = " ".join(p.what for p in r.problems)
     assert "1 file(s) cannot be read" in text and "2 near-duplicate pair(s) cross" in text
-    assert "1 file(s) are exact copies" in text and "sizes differ" in text and "modes differ" in text
+    assert "1 sample(s) are exact copies" in text and "sizes differ" in text and "modes differ" in text
     assert "skipped" in text  # the stray notes.txt
     json.dumps(r.to_dict())  # the --json output is serialisable
 
@@ -81,7 +85,7 @@ def test_imbalance_and_missing_split_problems(tmp_path):
     assert r.splits == [] and r.imbalance_ratio == 6.0
     assert r.near_duplicates == [] and r.exact_duplicates == []
     text = " ".join(p.what + p.todo for p in r.problems)
-    assert "tiny has 2 images (14 %)" in text and "--balance-to" in text and "medfab data split" in text
+    assert "class tiny has 2 images (14 %)" in text and "--balance-to" in text and "medfab data split" in text
 
 
 def test_duplicates_with_different_labels_are_flagged(tmp_path):
@@ -100,9 +104,11 @@ def test_hash_pairs_matches_brute_force():
     rng = np.random.default_rng(0)
     h = rng.integers(0, 2**63, size=300, dtype=np.uint64)
     h[10] = h[3] ^ np.uint64(0b1011)  # 3 bits away
-    h[20] = h[3]                      # identical
+    h[20] = h[3]  # identical
     got = {tuple(p) for p in dup.hash_pairs(h, max_bits=20)}
-    want = {(i, j) for i in range(300) for j in range(i + 1, 300) if (int(h[i]) ^ int(h[j])).bit_count() <= 20}
+    want = {
+        (i, j) for i in range(300) for j in range(i + 1, 300) if (int(h[i]) ^ int(h[j])).bit_count() <= 20
+    }
     assert got == want and (3, 10) in got and (3, 20) in got
 
 
@@ -117,7 +123,10 @@ def test_phash_ignores_intensity_scale_and_distance_separates_copies_from_other_
     imgs = [blob(s, 64, 64).astype(np.float32) for s in range(40)]
     h = dup.perceptual_hashes(imgs)
     assert (dup.perceptual_hashes([a * 3 + 7 for a in imgs]) == h).all()
-    copies = [jpeg_noisy_copy(a.astype(np.uint8), s, quality=50, sd=5).astype(np.float32) for s, a in enumerate(imgs)]
+    copies = [
+        jpeg_noisy_copy(a.astype(np.uint8), s, quality=50, sd=5).astype(np.float32)
+        for s, a in enumerate(imgs)
+    ]
     copies[:10] = [a * 0.8 + 20 for a in imgs[:10]]  # brightness / contrast re-windowed
     thumbs = np.stack([dup.thumbnail(a) for a in imgs + copies])  # (80, 32, 32)
     thumbs = dup.normalise_thumbnails(thumbs, 0.0, 255.0)
@@ -149,7 +158,11 @@ def test_content_hash(tmp_path):
     (tmp_path / "x").write_bytes(b"abc")
     (tmp_path / "y").write_bytes(b"abc")
     (tmp_path / "z").write_bytes(b"abd")
-    assert dup.content_hash(tmp_path / "x") == dup.content_hash(tmp_path / "y") != dup.content_hash(tmp_path / "z")
+    assert (
+        dup.content_hash(tmp_path / "x")
+        == dup.content_hash(tmp_path / "y")
+        != dup.content_hash(tmp_path / "z")
+    )
 
 
 def test_cli_inspect_writes_json_and_fails_clearly(tmp_path):
@@ -158,9 +171,38 @@ def test_cli_inspect_writes_json_and_fails_clearly(tmp_path):
     from medfab.cli.main import app
 
     make_dataset(tmp_path / "d")
-    res = CliRunner().invoke(app, ["data", "inspect", str(tmp_path / "d"), "--json", str(tmp_path / "r.json")])
+    res = CliRunner().invoke(
+        app, ["data", "inspect", str(tmp_path / "d"), "--json", str(tmp_path / "r.json")]
+    )
     assert res.exit_code == 0, res.output
     assert "cross-split" in res.output
     assert json.loads((tmp_path / "r.json").read_text())["cross_split_near"] == 2
     res = CliRunner().invoke(app, ["data", "inspect", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "does not exist" in " ".join(res.output.split())
+
+
+def test_subjects_in_two_splits_are_reported(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    rows = ["file,label,subject"]
+    for k in range(6):
+        Image.fromarray(blob(300 + k)).save(tmp_path / "imgs" / f"{k}.png")
+        rows.append(f"{k}.png,{'p' if k % 2 else 'q'},s{k // 2}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    r = inspect_dataset(tmp_path / "imgs", labels_csv=tmp_path / "labels.csv", progress=False)
+    assert r.subjects == 3 and r.cross_split_subjects == []  # a CSV layout has no splits to leak across
+    assert r.counts == {"all": {"p": 3, "q": 3}}
+
+
+def test_subject_leak_across_splits(tmp_path, monkeypatch):
+    import medfab.data.readers as readers
+    from medfab.data.sample import Dataset, Sample
+
+    samples = []
+    for k, (split, subject) in enumerate([("train", "s1"), ("train", "s2"), ("test", "s1"), ("test", "s3")]):
+        f = tmp_path / f"{k}.png"
+        Image.fromarray(blob(400 + k)).save(f)
+        samples.append(Sample(f, "c", split, subject))
+    monkeypatch.setattr(readers, "read_dataset", lambda path, **kw: Dataset(tmp_path, samples, ["c"]))
+    r = inspect_dataset(tmp_path, progress=False)
+    assert r.subjects == 3 and r.cross_split_subjects == ["s1"]
+    assert any("1 subject(s) appear in more than one split" in p.what for p in r.problems)

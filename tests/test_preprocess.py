@@ -152,3 +152,29 @@ def test_cache_location_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDFAB_CACHE", "off")
     ts = load_tensors(root, size=8, progress=False)
     assert not isinstance(ts.x, np.memmap) and ts.x.shape == (6, 1, 8, 8)
+    assert cache_mod.clear_cache(tmp_path / "envcache") >= 6 * 8 * 8 * 4
+    assert not (tmp_path / "envcache" / "tensors").exists()
+
+
+def test_worker_processes_give_the_same_tensors(tmp_path):
+    root = _folder(tmp_path / "data", n=5)
+    Image.fromarray(np.arange(120, dtype=np.uint8).reshape(12, 10)).save(root / "a" / "0.png")
+    one = load_tensors(root, size=8, cache_dir=tmp_path / "c1", progress=False, workers=1)
+    two = load_tensors(root, size=8, cache_dir=tmp_path / "c2", progress=False, workers=2)
+    np.testing.assert_array_equal(one.x, two.x)
+    (root / "b" / "3.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")  # errors come back from the workers too
+    from medfab.errors import MedfabError
+
+    with pytest.raises(MedfabError, match="3.png"):
+        load_tensors(root, size=8, cache_dir=tmp_path / "c2", progress=False, workers=2)
+    assert [p.name for p in (tmp_path / "c2" / "tensors").iterdir()] == [p.name for p in
+                                                                         (tmp_path / "c1" / "tensors").iterdir()]
+
+
+def test_unwritable_cache_falls_back_to_memory(tmp_path):
+    root = _folder(tmp_path / "data")
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.warns(UserWarning, match="not caching"):
+        ts = load_tensors(root, size=8, cache_dir=blocker, progress=False)
+    assert ts.x.shape == (6, 1, 8, 8) and not isinstance(ts.x, np.memmap)

@@ -24,6 +24,7 @@ def _save(im: Image.Image, path, fmt=None):
 
 def write_dicom(path, pixels, *, series="1.2.3.4.5", instance=1, z=0.0, slope=1.0, intercept=0.0,
                 photometric="MONOCHROME2", patient_id=PATIENT_ID):
+    """pixels: (H, W), or (F, H, W) for a multi-frame file."""
     """A minimal uncompressed CT slice, 12 bits stored in 16."""
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
@@ -38,7 +39,9 @@ def write_dicom(path, pixels, *, series="1.2.3.4.5", instance=1, z=0.0, slope=1.
     ds.PatientName, ds.PatientID, ds.PatientBirthDate = PATIENT_NAME, patient_id, "19700101"
     ds.Modality, ds.SeriesInstanceUID, ds.InstanceNumber = "CT", series, instance
     ds.ImagePositionPatient, ds.ImageOrientationPatient = [0.0, 0.0, z], [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    ds.Rows, ds.Columns = pixels.shape
+    ds.Rows, ds.Columns = pixels.shape[-2:]
+    if pixels.ndim == 3:
+        ds.NumberOfFrames = pixels.shape[0]
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
@@ -164,6 +167,17 @@ def test_dicom_series_rescale_monochrome1_and_privacy(tmp_path):
     outputs += "".join(p.read_bytes().decode("latin-1") for p in cache.rglob("*") if p.is_file())
     for secret in (PATIENT_NAME, "Doe", PATIENT_ID, "19700101"):
         assert secret not in outputs
+
+
+def test_dicom_multiframe(tmp_path):
+    frames = np.arange(4 * 5 * 6).reshape(4, 5, 6)
+    write_dicom(tmp_path / "a" / "cine.dcm", frames, intercept=-10.0)
+    write_dicom(tmp_path / "b" / "single.dcm", frames[0], series="7.7")
+    ds = read_dataset(tmp_path)
+    np.testing.assert_allclose(load_array(ds.samples[0]), frames - 10.0)
+    ds2 = read_dataset(tmp_path, volume_mode="2d")
+    assert [(s.path.name, s.index) for s in ds2.samples] == [("cine.dcm", i) for i in range(4)] + [("single.dcm", None)]
+    np.testing.assert_allclose(load_array(ds2.samples[2]), frames[2] - 10.0)
 
 
 def test_npz_medmnist(tmp_path):

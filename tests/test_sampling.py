@@ -45,7 +45,8 @@ def test_plan_counts():
 
 def test_manifest_markers_and_reproducibility(run, tmp_path):
     out = fabricate(run, tmp_path / "s", balance_to=5, seed=2, progress=False)
-    rows = list(csv.DictReader(open(out / "manifest.csv")))
+    with open(out / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["file", "class", "model", "checkpoint_sha256", "seed"]
     assert [r["class"] for r in rows] == ["c1"] * 3                # 6 >= 5: none; 5 - 2 = 3
     sha = ckpt.file_sha256(ckpt.latest_checkpoint(run))

@@ -39,7 +39,9 @@ def read_rows(out):
 
 def test_split_keeps_duplicates_together_and_stratifies(tmp_path):
     near = make_flat(tmp_path / "d")
-    summary = split_dataset(tmp_path / "d", tmp_path / "out", SplitConfig(test=0.25, val=0.2, seed=0), progress=False)
+    summary = split_dataset(
+        tmp_path / "d", tmp_path / "out", SplitConfig(test=0.25, val=0.2, seed=0), progress=False
+    )
     rows = read_rows(tmp_path / "out")
     where = {r["source"]: r["split"] for r in rows}
     group = {r["source"]: r["group"] for r in rows}
@@ -67,8 +69,13 @@ def test_split_respects_subject_ids(tmp_path):
         Image.fromarray(blob(500 + k)).save(tmp_path / "d" / f"s{k}.png")
         lines.append(f"s{k}.png,{'yes' if k % 3 else 'no'},subj{k // 4}")  # 10 subjects x 4 slices
     (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
-    split_dataset(tmp_path / "d", tmp_path / "out", SplitConfig(test=0.3, val=0.0, seed=0), progress=False,
-                  labels_csv=tmp_path / "labels.csv")
+    split_dataset(
+        tmp_path / "d",
+        tmp_path / "out",
+        SplitConfig(test=0.3, val=0.0, seed=0),
+        progress=False,
+        labels_csv=tmp_path / "labels.csv",
+    )
     rows = read_rows(tmp_path / "out")
     by_subject: dict[int, set] = {}
     for r in rows:
@@ -113,8 +120,8 @@ def test_split_refuses_non_empty_out_and_cleans_up_after_failure(tmp_path, monke
 
 def test_assign_splits_groups_and_proportions():
     rng = np.random.default_rng(0)
-    groups = np.repeat(np.arange(300), rng.integers(1, 6, size=300))   # (N,) 300 groups of 1-5 samples
-    y = (rng.random(300) < 0.2).astype(int)[groups]                     # one class per group, 20 % class 1
+    groups = np.repeat(np.arange(300), rng.integers(1, 6, size=300))  # (N,) 300 groups of 1-5 samples
+    y = (rng.random(300) < 0.2).astype(int)[groups]  # one class per group, 20 % class 1
     where = assign_splits(y, groups, test=0.2, val=0.1, seed=7)
     for g in range(300):
         assert len(set(where[groups == g])) == 1
@@ -134,8 +141,12 @@ def test_config_and_cli_errors(tmp_path):
     with pytest.raises(ValueError):
         SplitConfig(tets=0.2)
     make_flat(tmp_path / "d", 8, 8)
-    res = CliRunner().invoke(app, ["data", "split", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--test", "1.5"])
+    res = CliRunner().invoke(
+        app, ["data", "split", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--test", "1.5"]
+    )
     assert res.exit_code == 2 and "invalid split options" in res.output
-    res = CliRunner().invoke(app, ["data", "split", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--seed", "2"])
+    res = CliRunner().invoke(
+        app, ["data", "split", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--seed", "2"]
+    )
     assert res.exit_code == 0, res.output
     assert os.path.islink(tmp_path / "o" / read_rows(tmp_path / "o")[0]["file"])

@@ -17,7 +17,7 @@ from medfab.training.config import resolve_config
 from medfab.training.loop import fit
 
 REPO = Path(__file__).resolve().parents[1]
-QUIET = dict(progress=False, log_every=2, config={})
+QUIET = {"progress": False, "log_every": 2, "config": {}}
 
 
 @pytest.fixture(autouse=True)
@@ -31,8 +31,8 @@ def _weights(model) -> dict[str, torch.Tensor]:
 
 def _assert_same(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    for k, v in a.items():
+        assert torch.equal(v, b[k]), k
 
 
 def test_resume_after_interrupt_matches_uninterrupted(tmp_path):
@@ -89,6 +89,10 @@ def test_incompatible_resume_is_a_clear_error(tmp_path):
     three = tiny_data(counts=(4, 4, 4))
     with pytest.raises(MedfabError, match="different run"):
         fit(tiny_model(three), three, out=tmp_path, kimg=0.04, **QUIET)
+    # Another architecture of the same size: the weights do not fit; the run's config is left intact.
+    with pytest.raises(MedfabError, match="does not fit this model"):
+        fit(tiny_model(data, z_dim=7), data, out=tmp_path, kimg=0.04, **QUIET)
+    assert json.loads((tmp_path / "config.json").read_text())["model"]["z_dim"] == 4
 
 
 def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
@@ -229,3 +233,11 @@ def test_cli_per_class(tmp_path):
                                    "--no-progress"])
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (tmp_path / "s" / "b").iterdir()) == ["b_2.png", "b_3.png"]
+
+
+def test_every_training_setting_is_a_fit_keyword():
+    import inspect
+
+    from medfab.training.config import TrainConfig
+
+    assert set(TrainConfig.model_fields) <= set(inspect.signature(fit).parameters)

@@ -71,7 +71,7 @@ class TinyGAN(GenerativeModel):
 
 def register_tiny(monkeypatch) -> None:
     """Make ``build_model("tiny", ...)`` (and so ``load_run``) know TinyGAN, for this test only."""
-    import medfab.models.registry as registry
+    from medfab.models import registry
 
     real = registry._table
     monkeypatch.setattr(registry, "_table", lambda: {**real(), "tiny": TinyGAN})

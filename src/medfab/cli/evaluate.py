@@ -17,13 +17,20 @@ def evaluate(
     out: Path = typer.Option(..., "--out", help="Evaluation folder to write (results.json, figures/, ...)."),
     size: int = typer.Option(64, "--size", help="Images are compared at size x size."),
     max_per_class: int | None = typer.Option(None, "--max-per-class", help="Cap images per class and set."),
-    families: str = typer.Option("fidelity,diversity,class,utility,privacy", "--families",
-                                 help="Comma-separated metric families to run."),
-    features: str = typer.Option("featurenet,pixel,radiomic", "--features",
-                                 help="Feature spaces for FD/KID (featurenet, pixel, radiomic); the first also "
-                                      "feeds PRDC and privacy. --quick drops radiomic (slow)."),
-    extractor: Path | None = typer.Option(None, "--extractor",
-                                          help="Your own feature extractor file (TorchScript or safetensors)."),
+    families: str = typer.Option(
+        "fidelity,diversity,class,utility,privacy",
+        "--families",
+        help="Comma-separated metric families to run.",
+    ),
+    features: str = typer.Option(
+        "featurenet,pixel,radiomic",
+        "--features",
+        help="Feature spaces for FD/KID (featurenet, pixel, radiomic); the first also "
+        "feeds PRDC and privacy. --quick drops radiomic (slow).",
+    ),
+    extractor: Path | None = typer.Option(
+        None, "--extractor", help="Your own feature extractor file (TorchScript or safetensors)."
+    ),
     seeds: int = typer.Option(3, "--seeds", help="Classifier seeds in the utility study."),
     epochs: int = typer.Option(15, "--epochs", help="Epochs of every CNN trained for the evaluation."),
     seed: int = typer.Option(0, "--seed", help="Seed of every random draw (halves, subsets, bootstrap)."),
@@ -37,17 +44,27 @@ def evaluate(
     from medfab.evaluation.run import evaluate as run_evaluation
 
     try:
-        cfg = EvalConfig(real_train=str(real_train), real_test=str(real_test), synthetic=str(synthetic),
-                         out=str(out), size=size, max_per_class=max_per_class,
-                         families=[f.strip() for f in families.split(",") if f.strip()],
-                         features=[f.strip() for f in features.split(",") if f.strip()],
-                         extractor=str(extractor) if extractor else None, seeds=seeds, epochs=epochs,
-                         seed=seed, quick=quick)
+        cfg = EvalConfig(
+            real_train=str(real_train),
+            real_test=str(real_test),
+            synthetic=str(synthetic),
+            out=str(out),
+            size=size,
+            max_per_class=max_per_class,
+            families=[f.strip() for f in families.split(",") if f.strip()],
+            features=[f.strip() for f in features.split(",") if f.strip()],
+            extractor=str(extractor) if extractor else None,
+            seeds=seeds,
+            epochs=epochs,
+            seed=seed,
+            quick=quick,
+        )
     except ValidationError as e:
         msgs = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
         raise MedfabError(f"invalid option(s): {msgs}", "see `medfab evaluate --help`") from None
     res = run_evaluation(cfg)
     bad = {n: f.status for n, f in res.families.items() if f.status != "ok"}
-    console.print(f"[bold green]wrote[/] {out / 'results.json'}"
-                  + (f" ([yellow]not ok: {bad}[/])" if bad else ""))
+    console.print(
+        f"[bold green]wrote[/] {out / 'results.json'}" + (f" ([yellow]not ok: {bad}[/])" if bad else "")
+    )
     console.print(f"next: medfab report {out} --out {out / 'report.html'}")

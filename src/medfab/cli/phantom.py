@@ -17,8 +17,8 @@ def phantom(
     size: int = typer.Option(128, help="Edge length in pixels (2D) or voxels (3D)."),
     dims: int = typer.Option(2, help="2: axial PNG slices; 3: NIfTI volumes."),
     seed: int = typer.Option(0, help="Same seed -> identical bytes."),
-    balance: str = typer.Option("imbalanced", help="imbalanced (public set's proportions) | equal | 'a:b:c:d'."),
-    contrast: str = typer.Option(None, help="t1 | t2 | mixed (default: alzheimer t1, tumor mixed)."),
+    balance: str = typer.Option("imbalanced", help="imbalanced (public set's proportions) | equal | ratios in class order, e.g. 50:35:14:1."),
+    contrast: str | None = typer.Option(None, help="t1 | t2 | mixed (default: alzheimer t1, tumor mixed)."),
     workers: int = typer.Option(1, help="Processes; the output does not depend on it."),
 ) -> None:
     """Fabricate a labelled phantom cohort: OUT/<Class>/<id>.png|.nii.gz, ground_truth.csv, phantom.json."""

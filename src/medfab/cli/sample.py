@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,13 +13,13 @@ from medfab.cli.common import console, friendly
 def sample(
     run: Path = typer.Option(..., "--run", help="Run folder written by 'medfab train'."),
     out: Path = typer.Option(..., "--out", help="New folder for OUT/<class>/<class>_<seed>.png + manifest."),
-    n_per_class: Optional[int] = typer.Option(None, "--n-per-class", help="Make N images of every class."),
-    balance_to: Optional[int] = typer.Option(None, "--balance-to",
+    n_per_class: int | None = typer.Option(None, "--n-per-class", help="Make N images of every class."),
+    balance_to: int | None = typer.Option(None, "--balance-to",
                                              help="Top every class up to N images (N - training count)."),
     match_counts: bool = typer.Option(False, "--match-counts", help="As many per class as the training data."),
     seed: int = typer.Option(0, "--seed", help="Base seed; image i gets seed*10^6+i (see manifest.csv)."),
     bit_depth: int = typer.Option(8, "--bit-depth", help="8 or 16 bits per pixel."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A checkpoint other than the latest."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="A checkpoint other than the latest."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Fabricate synthetic images marked as such (PNG text chunk / NIfTI descrip), with a manifest and card."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -23,15 +22,15 @@ def _preprocess_record(size: int) -> dict | None:
 def train(
     data: Path = typer.Option(..., "--data", help="Folder with one sub-folder per class (or train/<class>/...)."),
     out: Path = typer.Option(..., "--out", help="Run folder; if it holds checkpoints, training resumes."),
-    model: Optional[str] = typer.Option(None, "--model", help="dcgan, wgan-gp, vae or pix2pix."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of settings (see configs/)."),
-    size: Optional[int] = typer.Option(None, "--size", help="Image side length in pixels [default: 64]."),
-    minutes: Optional[float] = typer.Option(None, "--minutes", help="Training time budget (total)."),
-    kimg: Optional[float] = typer.Option(None, "--kimg", help="Budget in thousands of training images."),
-    per_class: bool = typer.Option(False, "--per-class", help="Train one model per class in OUT/<class>/."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per step (all processes)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of weights, batches and noise [default: 0]."),
-    set_: Optional[list[str]] = typer.Option(None, "--set", help="Any setting as key=value; repeatable."),
+    model: str | None = typer.Option(None, "--model", help="dcgan, wgan-gp, vae or pix2pix."),
+    config: Path | None = typer.Option(None, "--config", help="YAML file of settings (see configs/)."),
+    size: int | None = typer.Option(None, "--size", help="Image side length in pixels (default 64)."),
+    minutes: float | None = typer.Option(None, "--minutes", help="Training time budget (total)."),
+    kimg: float | None = typer.Option(None, "--kimg", help="Budget in thousands of training images."),
+    per_class: bool = typer.Option(False, "--per-class", help="One model per class in OUT/<class>/, each with the full budget."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Images per step (all processes)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of weights, batches and noise (default 0)."),
+    set_: list[str] | None = typer.Option(None, "--set", help="Any setting as key=value; repeatable."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Resolve and print the config, load the data, stop."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
@@ -69,10 +68,7 @@ def train(
         console.print("[yellow]dry run: nothing trained, nothing written[/]")
         return
 
-    fit_kwargs = dict(kimg=tc.kimg, minutes=tc.minutes, seed=tc.seed, grid_every=tc.grid_every,
-                      grid_per_class=tc.grid_per_class, ckpt_every_minutes=tc.ckpt_every_minutes,
-                      keep_checkpoints=tc.keep_checkpoints, log_every=tc.log_every,
-                      per_class_balanced_sampling=tc.per_class_balanced_sampling, progress=progress)
+    fit_kwargs = {**tc.model_dump(), "progress": progress}      # TrainConfig fields are fit()'s keywords
     from medfab.training.loop import fit
 
     if not per_class:

@@ -85,7 +85,10 @@ class FileHasher:
 
     def save(self) -> None:
         if self.path is not None and self.dirty:
-            _atomic_write_text(self.path, json.dumps(self.index))
+            try:
+                _atomic_write_text(self.path, json.dumps(self.index))
+            except OSError:
+                pass  # an unwritable cache only costs re-hashing next time (the tensors say why, once)
             self.dirty = False
 
 
@@ -147,3 +150,19 @@ def _remove_stale(folder: Path, max_age_s: float = 6 * 3600) -> None:
                 shutil.rmtree(p, ignore_errors=True)
         except OSError:
             pass
+
+
+def clear_cache(cache_dir: str | Path | None = None) -> int:
+    """Delete every cached tensor set and the hash index; return the bytes freed (0 when caching is off)."""
+    root = cache_root(cache_dir)
+    if root is None or not root.exists():
+        return 0
+    freed = 0
+    for target in (root / "tensors", root / _INDEX):
+        if target.is_dir():
+            freed += sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
+            shutil.rmtree(target, ignore_errors=True)
+        elif target.is_file():
+            freed += target.stat().st_size
+            target.unlink()
+    return freed

@@ -15,12 +15,12 @@ Near duplicates, in two stages that are both vectorised numpy (no Python loop ov
 
 Why these numbers (measured on the 6,400 Alzheimer MRI JPEGs, 176x208, ``bench/bench_inspect.py``): a JPEG
 re-encode at quality 50, Gaussian noise of sd 10/255, a 16-bit re-export and a 0.9x brightness change are
-all found (200 of 200), a 0.8x resize 184 of 200 times; shifts, crops and flips are not (they move the
+all found (200 of 200), a 0.8x resize 188 of 200 times; shifts, crops and flips are not (they move the
 thumbnail by 0.05 or more). Neighbouring slices of one scan typically lie at 0.015-0.03, so a looser
-threshold would chain whole scans into one group; at 0.012 the data set has 9 pairs, the closest being
-neighbouring slices and the known cross-split pair ``test/VeryMildDemented/27 (17).jpg`` ~
-``train/VeryMildDemented/verymildDem1757.jpg`` (0.0106). Blank images (one constant value) are left out:
-every pair of them would match.
+threshold would chain whole scans into one group; at 0.012 the data set has 8 pairs: neighbouring slices
+and the known cross-split pair ``test/VeryMildDemented/27 (17).jpg`` ~
+``train/VeryMildDemented/verymildDem1757.jpg`` (0.0107). An exhaustive search without the hash stage finds
+the same pairs. Blank images (one constant value) are left out: every pair of them would match.
 """
 
 from __future__ import annotations
@@ -34,14 +34,14 @@ from scipy.fft import dctn
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-THUMB = 32            # thumbnail side for the hash; the RMSE uses its 2x2 means (16x16)
-MAX_BITS = 12         # candidate stage: pHash Hamming distance (of 64 bits)
-MAX_RMSE = 0.012      # verification: thumbnail RMSE (after an affine intensity fit), in units of the range
-MIN_GAIN = 0.5        # ... whose fitted contrast factor lies in [0.5, 2]
+THUMB = 32  # thumbnail side for the hash; the distance uses its 2x2 means (16x16)
+MAX_BITS = 12  # candidate stage: pHash Hamming distance (of 64 bits)
+MAX_RMSE = 0.012  # verification: thumbnail RMSE (after an affine intensity fit), in units of the range
+MIN_GAIN = 0.5  # ... whose fitted contrast factor lies in [0.5, 2]
 
 
 def content_hash(path: str | Path) -> str:
-    """BLAKE2b-128 of the file's bytes (a folder, e.g. a DICOM series: of its sorted files' names and bytes)."""
+    """BLAKE2b-128 of a file's bytes (a folder, e.g. a DICOM series: of its sorted files' names and bytes)."""
     path = Path(path)
     h = hashlib.blake2b(digest_size=16)
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
@@ -67,7 +67,7 @@ def _square_thumb(a: np.ndarray, size: int) -> np.ndarray:
     h, w = a.shape
     m = max(h, w)
     canvas = np.zeros((m, m), np.float32)
-    canvas[(m - h) // 2:(m - h) // 2 + h, (m - w) // 2:(m - w) // 2 + w] = a
+    canvas[(m - h) // 2 : (m - h) // 2 + h, (m - w) // 2 : (m - w) // 2 + w] = a
     return np.asarray(Image.fromarray(canvas, "F").resize((size, size), Image.BOX), dtype=np.float32)
 
 
@@ -82,8 +82,13 @@ def thumbnail(a: np.ndarray, size: int = THUMB) -> np.ndarray:
         return _square_thumb(a, size)
     if a.ndim == 3:
         d, h, w = a.shape
-        return np.stack([_square_thumb(a[d // 2], size), _square_thumb(a[:, h // 2], size),
-                         _square_thumb(a[:, :, w // 2], size)])
+        return np.stack(
+            [
+                _square_thumb(a[d // 2], size),
+                _square_thumb(a[:, h // 2], size),
+                _square_thumb(a[:, :, w // 2], size),
+            ]
+        )
     raise ValueError(f"thumbnail needs a 2D or 3D array, got shape {a.shape}")
 
 
@@ -126,7 +131,7 @@ def hash_pairs(hashes: np.ndarray, max_bits: int = MAX_BITS) -> np.ndarray:
     block = max(1, (1 << 24) // max(n, 1))
     found = []
     for s in range(0, n, block):
-        hb = hashes[s:s + block]
+        hb = hashes[s : s + block]
         dist = np.bitwise_count(hb[:, None] ^ hashes[None, :])  # (b, N) uint8
         i, j = np.nonzero(dist <= max_bits)
         i = i + s
@@ -151,7 +156,7 @@ def pair_distance(v: np.ndarray, pairs: np.ndarray, chunk: int = 100_000) -> tup
     """
     dist, gain = [np.zeros(0, np.float32)], [np.zeros(0, np.float32)]
     for c in np.array_split(pairs, max(1, len(pairs) // chunk)) if len(pairs) else []:
-        a, b = v[c[:, 0]], v[c[:, 1]]                         # (P, F)
+        a, b = v[c[:, 0]], v[c[:, 1]]  # (P, F)
         a = a - a.mean(axis=1, keepdims=True)
         b = b - b.mean(axis=1, keepdims=True)
         va, vb, cov = (a * a).mean(axis=1), (b * b).mean(axis=1), (a * b).mean(axis=1)
@@ -163,7 +168,11 @@ def pair_distance(v: np.ndarray, pairs: np.ndarray, chunk: int = 100_000) -> tup
 
 
 def near_duplicate_pairs(
-    thumbs: np.ndarray, hashes: np.ndarray, *, max_rmse: float = MAX_RMSE, max_bits: int = MAX_BITS,
+    thumbs: np.ndarray,
+    hashes: np.ndarray,
+    *,
+    max_rmse: float = MAX_RMSE,
+    max_bits: int = MAX_BITS,
     valid: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Near-duplicate pairs: ((P, 2) int64 indices i < j, (P,) float32 distance), closest first.
@@ -194,7 +203,7 @@ def group_labels(n: int, pairs: np.ndarray) -> np.ndarray:
 
 
 def near_duplicate_groups(n: int, pairs: np.ndarray) -> list[list[int]]:
-    """Groups (size >= 2) of indices linked by ``pairs`` directly or through a chain; sorted, largest first."""
+    """Groups (size >= 2) of indices linked by ``pairs`` directly or through a chain, largest first."""
     labels = group_labels(n, pairs)
     members: dict[int, list[int]] = {}
     for i in np.unique(np.asarray(pairs, dtype=np.int64).ravel()):

@@ -15,9 +15,9 @@ from pathlib import Path
 from medfab.data import duplicates as dup
 from medfab.data.scan import Scan, exact_groups, near_pairs, scan
 
-TOP_SIZES = 5          # sizes listed by name; the rest are counted as "other"
-MINORITY_SHARE = 1 / 3 # a class smaller than a third of the largest one is called out
-FEW_IMAGES = 20        # per class and split: below this, per-class metrics are noise
+TOP_SIZES = 5  # sizes listed by name; the rest are counted as "other"
+MINORITY_SHARE = 1 / 3  # a class smaller than a third of the largest one is called out
+FEW_IMAGES = 20  # per class and split: below this, per-class metrics are noise
 
 
 @dataclass
@@ -31,22 +31,24 @@ class InspectReport:
     root: str
     n_samples: int
     classes: list[str]
-    splits: list[str]                              # [] when the layout has no split folders
-    counts: dict[str, dict[str, int]]              # split ("all" when none) -> class -> count
-    sizes: list[tuple[str, int]]                   # most common "HxW" first; TOP_SIZES of them
-    other_sizes: int                               # samples whose size is not among ``sizes``
-    modes: dict[str, int]                          # e.g. {"grey 8-bit": 6400}
-    unreadable: list[tuple[str, str]]              # (key, reason)
+    splits: list[str]  # [] when the layout has no split folders
+    counts: dict[str, dict[str, int]]  # split ("all" when none) -> class -> count
+    sizes: list[tuple[str, int]]  # most common "HxW" first; TOP_SIZES of them
+    other_sizes: int  # samples whose size is not among ``sizes``
+    modes: dict[str, int]  # e.g. {"grey 8-bit": 6400}
+    unreadable: list[tuple[str, str]]  # (key, reason)
     blank: list[str]
-    skipped: list[str]                             # files the reader passed over, with why
-    exact_duplicates: list[list[str]]              # groups of keys with identical content
-    near_duplicates: list[tuple[str, str, float, bool]]  # (key, key, distance, crosses splits), closest
-    #                                                    first; exact duplicates left out
+    skipped: list[str]  # files the reader passed over, with why
+    exact_duplicates: list[list[str]]  # groups of keys with identical content
+    # (key, key, distance, crosses splits), closest first; exact duplicates are left out
+    near_duplicates: list[tuple[str, str, float, bool]]
     near_threshold: float
-    cross_split_exact: int                         # exact-duplicate pairs whose members sit in different splits
+    cross_split_exact: int  # exact-duplicate pairs whose members sit in different splits
     cross_split_near: int
-    label_conflicts: list[tuple[str, str]]         # exact or near duplicates filed under different classes
-    imbalance_ratio: float                         # largest class / smallest class (training split if any)
+    label_conflicts: list[tuple[str, str]]  # exact or near duplicates filed under different classes
+    subjects: int  # distinct subject ids (0: none known)
+    cross_split_subjects: list[str]  # subject ids found in more than one split
+    imbalance_ratio: float  # largest class / smallest class (training split if any)
     problems: list[Problem] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -67,64 +69,129 @@ def _pct(n: int, total: int) -> str:
 def _problems(r: InspectReport) -> list[Problem]:
     p: list[Problem] = []
     if r.unreadable:
-        p.append(Problem(f"{len(r.unreadable)} file(s) cannot be read, e.g. {r.unreadable[0][0]}",
-                         "replace or delete them; medfab leaves them out of training with a warning"))
+        p.append(
+            Problem(
+                f"{len(r.unreadable)} file(s) cannot be read, e.g. {r.unreadable[0][0]}",
+                "replace or delete them before training (listed under unreadable files)",
+            )
+        )
     if r.blank:
-        p.append(Problem(f"{len(r.blank)} image(s) are blank (one constant value), e.g. {r.blank[0]}",
-                         "delete them, or check the export (a window/level or bit-depth error)"))
+        p.append(
+            Problem(
+                f"{len(r.blank)} image(s) are blank (one constant value), e.g. {r.blank[0]}",
+                "delete them, or check the export (a window/level or bit-depth error)",
+            )
+        )
     if r.skipped:
-        p.append(Problem(f"{len(r.skipped)} file(s) or folder(s) were skipped, e.g. {r.skipped[0]}",
-                         "move non-image files out of the class folders if they should not be there"))
+        p.append(
+            Problem(
+                f"{len(r.skipped)} file(s) or folder(s) were skipped, e.g. {r.skipped[0]}",
+                "move non-image files out of the class folders if they should not be there",
+            )
+        )
     if r.cross_split_exact:
-        p.append(Problem(f"{r.cross_split_exact} exact-duplicate pair(s) cross splits (test images seen in training)",
-                         "re-split with `medfab data split` (duplicates are kept on one side)"))
+        p.append(
+            Problem(
+                f"{r.cross_split_exact} exact-duplicate pair(s) cross splits (test images seen in training)",
+                "re-split with `medfab data split` (duplicates are kept on one side)",
+            )
+        )
     n_exact = sum(len(g) - 1 for g in r.exact_duplicates)
     if n_exact:
-        p.append(Problem(f"{n_exact} file(s) are exact copies of another file",
-                         "delete the copies: they count those images twice in training and evaluation"))
+        p.append(
+            Problem(
+                f"{n_exact} sample(s) are exact copies of another one",
+                "delete the copies: they count those images twice in training and evaluation",
+            )
+        )
     if r.cross_split_near:
-        p.append(Problem(f"{r.cross_split_near} near-duplicate pair(s) cross {'/'.join(r.splits)} "
-                         f"(thumbnail distance <= {r.near_threshold})",
-                         "re-split with `medfab data split` (near duplicates are grouped on one side)"))
+        p.append(
+            Problem(
+                f"{r.cross_split_near} near-duplicate pair(s) cross {'/'.join(r.splits)} "
+                f"(thumbnail distance <= {r.near_threshold})",
+                "re-split with `medfab data split` (near duplicates are grouped on one side)",
+            )
+        )
+    if r.cross_split_subjects:
+        p.append(
+            Problem(
+                f"{len(r.cross_split_subjects)} subject(s) appear in more than one split, "
+                f"e.g. {r.cross_split_subjects[0]}",
+                "re-split with `medfab data split` (it keeps each subject on one side)",
+            )
+        )
     if r.label_conflicts:
         a, b = r.label_conflicts[0]
-        p.append(Problem(f"{len(r.label_conflicts)} duplicate pair(s) carry different labels, e.g. {a} vs {b}",
-                         "one of each pair is mislabelled or a copy slipped into the wrong class: fix or delete"))
+        p.append(
+            Problem(
+                f"{len(r.label_conflicts)} duplicate pair(s) carry different labels, e.g. {a} vs {b}",
+                "one of each pair is mislabelled or a copy slipped into the wrong class: fix or delete",
+            )
+        )
     within = len(r.near_duplicates) - r.cross_split_near
     if within:
-        p.append(Problem(f"{within} near-duplicate pair(s) within a split (re-encoded copies or neighbouring slices)",
-                         "harmless for training; `medfab data split` keeps each group on one side"))
+        p.append(
+            Problem(
+                f"{within} near-duplicate pair(s) within a split (re-encoded copies or neighbouring slices)",
+                "harmless for training; `medfab data split` keeps each group on one side",
+            )
+        )
     pool = r.counts.get("train") or {c: sum(v.get(c, 0) for v in r.counts.values()) for c in r.classes}
     total, biggest = sum(pool.values()), max(pool.values(), default=0)
     for c, n in sorted(pool.items(), key=lambda kv: kv[1]):
         if n < MINORITY_SHARE * biggest:
-            p.append(Problem(f"{c} has {n} images ({_pct(n, total)}) vs {biggest} in the largest class",
-                             "use class-weighted training or `medfab sample --balance-to` to fabricate more"))
+            p.append(
+                Problem(
+                    f"class {c} has {n} images ({_pct(n, total)}) vs {biggest} in the largest class",
+                    "use class-weighted training or `medfab sample --balance-to` to fabricate more",
+                )
+            )
     for split, per in r.counts.items():
         for c in r.classes:
             n = per.get(c, 0)
             if n == 0 and split != "all":
-                p.append(Problem(f"class {c} has no images in {split}",
-                                 "re-split with `medfab data split` so that every split holds every class"))
+                p.append(
+                    Problem(
+                        f"class {c} has no images in {split}",
+                        "re-split with `medfab data split` so that every split holds every class",
+                    )
+                )
             elif n < FEW_IMAGES and split in ("test", "val"):
-                p.append(Problem(f"{split} has only {n} {c} image(s): per-class scores there are noisy",
-                                 "report confidence intervals, or re-split with a larger --test fraction"))
+                p.append(
+                    Problem(
+                        f"{split} has only {n} image(s) of class {c}: per-class scores there are noisy",
+                        "report confidence intervals, or re-split with a larger --test fraction",
+                    )
+                )
     if not r.splits:
         p.append(Problem("no train/test split folders", "make a leakage-free split with `medfab data split`"))
     if r.other_sizes or len(r.sizes) > 1:
-        p.append(Problem(f"image sizes differ ({len(r.sizes)} common size(s), {r.other_sizes} other)",
-                         "fine: medfab pads to a square and resizes to --size; check that crops are consistent"))
+        p.append(
+            Problem(
+                f"image sizes differ ({len(r.sizes)} common size(s), {r.other_sizes} other)",
+                "fine: medfab pads to a square and resizes to --size; check that crops are consistent",
+            )
+        )
     if len(r.modes) > 1:
-        p.append(Problem(f"image modes differ: {', '.join(f'{m} ({n})' for m, n in r.modes.items())}",
-                         "fine: medfab reads all as grey float (colour via luminance); check that is intended"))
+        p.append(
+            Problem(
+                f"image modes differ: {', '.join(f'{m} ({n})' for m, n in r.modes.items())}",
+                "fine: medfab reads all as grey float (colour via luminance); check that is intended",
+            )
+        )
     elif any(m.startswith(("RGB", "palette", "CMYK")) for m in r.modes):
-        p.append(Problem(f"images are stored as {next(iter(r.modes))}",
-                         "medfab converts them to grey (luminance); use grey exports if colour carries nothing"))
+        p.append(
+            Problem(
+                f"images are stored as {next(iter(r.modes))}",
+                "medfab converts them to grey (luminance); use grey exports if colour carries nothing",
+            )
+        )
     return p
 
 
-def inspect_dataset(path: str | Path, *, progress: bool = True, max_rmse: float = dup.MAX_RMSE,
-                    **reader_options) -> InspectReport:
+def inspect_dataset(
+    path: str | Path, *, progress: bool = True, max_rmse: float = dup.MAX_RMSE, **reader_options
+) -> InspectReport:
     """Read every sample under ``path`` once and summarise it. ``reader_options`` go to ``read_dataset``."""
     from medfab.data.readers import read_dataset
 
@@ -136,25 +203,41 @@ def inspect_dataset(path: str | Path, *, progress: bool = True, max_rmse: float 
     exact = exact_groups(s)
     cross_exact = sum(1 for g in exact for a in g for b in g if a < b and split[a] != split[b])
     pairs, dist = near_pairs(s, max_rmse=max_rmse)
-    near = [(int(a), int(b), float(d)) for (a, b), d in zip(pairs, dist)
-            if s.digests[a] != s.digests[b]]  # exact copies are reported as such
+    near = [
+        (int(a), int(b), float(d)) for (a, b), d in zip(pairs, dist) if s.digests[a] != s.digests[b]
+    ]  # exact copies are reported as such
 
+    subject_splits: dict[str, set] = {}
+    for smp in ds.samples:
+        if smp.subject is not None:
+            subject_splits.setdefault(smp.subject, set()).add(smp.split)
     sizes = Counter("x".join(map(str, sz)) for sz in s.sizes if sz is not None)
     top = sizes.most_common(TOP_SIZES)
     pool = _counts(s).get("train") or Counter(smp.label for smp in ds.samples)
     r = InspectReport(
-        root=str(ds.root), n_samples=len(ds), classes=list(ds.classes), splits=ds.splits, counts=_counts(s),
-        sizes=top, other_sizes=sum(sizes.values()) - sum(n for _, n in top),
+        root=str(ds.root),
+        n_samples=len(ds),
+        classes=list(ds.classes),
+        splits=ds.splits,
+        counts=_counts(s),
+        sizes=top,
+        other_sizes=sum(sizes.values()) - sum(n for _, n in top),
         modes=dict(Counter(m for m in s.modes if m is not None).most_common()),
         unreadable=[(s.keys[i], why) for i, why in sorted(s.errors.items())],
-        blank=[s.keys[i] for i in s.blank], skipped=list(ds.problems),
+        blank=[s.keys[i] for i in s.blank],
+        skipped=list(ds.problems),
         exact_duplicates=[[s.keys[i] for i in g] for g in exact],
         near_duplicates=[(s.keys[a], s.keys[b], round(d, 5), split[a] != split[b]) for a, b, d in near],
-        near_threshold=max_rmse, cross_split_exact=cross_exact,
+        near_threshold=max_rmse,
+        cross_split_exact=cross_exact,
         cross_split_near=sum(1 for a, b, _ in near if split[a] != split[b]),
-        label_conflicts=[(s.keys[a], s.keys[b]) for a, b in
-                         [(g[0], o) for g in exact for o in g[1:]] + [(a, b) for a, b, _ in near]
-                         if label[a] != label[b]],
+        label_conflicts=[
+            (s.keys[a], s.keys[b])
+            for a, b in [(g[0], o) for g in exact for o in g[1:]] + [(a, b) for a, b, _ in near]
+            if label[a] != label[b]
+        ],
+        subjects=len(subject_splits),
+        cross_split_subjects=sorted(k for k, v in subject_splits.items() if len(v) > 1),
         imbalance_ratio=round(max(pool.values()) / max(min(pool.values()), 1), 2) if pool else 1.0,
     )
     r.problems = _problems(r)
@@ -165,8 +248,10 @@ def print_report(r: InspectReport, console, *, max_rows: int = 10) -> None:
     """Render the report as rich tables on ``console``."""
     from rich.table import Table
 
-    console.print(f"[bold]{r.root}[/]: {r.n_samples} samples, {len(r.classes)} classes"
-                  f"{', splits ' + ', '.join(r.splits) if r.splits else ''}")
+    console.print(
+        f"[bold]{r.root}[/]: {r.n_samples} samples, {len(r.classes)} classes"
+        f"{', splits ' + ', '.join(r.splits) if r.splits else ''}"
+    )
     t = Table(title="samples per class")
     t.add_column("class")
     cols = list(r.counts)
@@ -178,8 +263,12 @@ def print_report(r: InspectReport, console, *, max_rows: int = 10) -> None:
         n = sum(r.counts[s].get(c, 0) for s in cols)
         t.add_row(c, *(str(r.counts[s].get(c, 0)) for s in cols), str(n), _pct(n, r.n_samples))
     console.print(t)
-    console.print(f"class imbalance ratio (largest / smallest{', train' if 'train' in r.counts else ''}): "
-                  f"[bold]{r.imbalance_ratio}[/]")
+    if r.subjects:
+        console.print(f"subject ids known: {r.subjects} subjects")
+    console.print(
+        f"class imbalance ratio (largest / smallest{', train' if 'train' in r.counts else ''}): "
+        f"[bold]{r.imbalance_ratio}[/]"
+    )
 
     t = Table(title="image sizes and modes")
     t.add_column("size (H x W, or D x H x W)")
@@ -192,7 +281,9 @@ def print_report(r: InspectReport, console, *, max_rows: int = 10) -> None:
         t.add_row(f"mode: {m}", str(n))
     console.print(t)
 
-    t = Table(title=f"duplicates (near: thumbnail distance <= {r.near_threshold}, see medfab.data.duplicates)")
+    t = Table(
+        title=f"duplicates (near: thumbnail distance <= {r.near_threshold}, see medfab.data.duplicates)"
+    )
     for c in ("kind", "a", "b", "distance"):
         t.add_column(c)
     for g in r.exact_duplicates[:max_rows]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -50,32 +52,101 @@ def _choose_config(size: int, preprocess: PreprocessConfig | dict | None, first:
     return preprocess
 
 
-def _fill(x: np.ndarray, samples: list[Sample], cfg: PreprocessConfig, progress: bool, check_8bit: bool) -> None:
-    """Decode and preprocess every sample into ``x`` (N, 1, *spatial), row by row.
+def _rows(
+    x: np.ndarray | str, items: list[tuple[int, Sample]], cfg_json: str, check_8bit: bool
+) -> tuple[int, list[tuple[str, str | None]], bool]:
+    """Decode and preprocess ``items`` into rows of ``x`` (N, 1, *spatial), or of the .npy file at path ``x``.
 
-    ``check_8bit``: ``cfg`` was resolved assuming 8-bit images; raise _NotEightBit on the first that is not.
-    Bad files do not stop the pass, so that one error can list all of them.
+    Runs in-process or in a worker process. Returns (rows done, [(message, hint)] of bad files, not_8bit):
+    bad files do not stop the pass, so that one error can list all of them; ``check_8bit`` means the
+    config was resolved assuming 8-bit images, and the pass stops at the first sample that is not.
     """
-    rows = samples
+    arr = np.load(x, mmap_mode="r+") if isinstance(x, str) else x
+    cfg = PreprocessConfig.model_validate_json(cfg_json)
+    errors: list[tuple[str, str | None]] = []
+    # Small matrix products: OpenBLAS threads only spin against each other (20x slower on a busy machine).
+    with threadpool_limits(1, user_api="blas"):
+        for i, s in items:
+            try:
+                a, mode = load_array_with_mode(s)
+                if check_8bit and mode not in EIGHT_BIT_MODES:
+                    return len(items), errors, True
+                arr[i, 0] = preprocess_array(a, cfg, name=str(s.path))
+            except MedfabError as e:
+                errors.append((e.message, e.hint))
+    if isinstance(arr, np.memmap):
+        arr.flush()
+    return len(items), errors, False
+
+
+def _workers(requested: int | None, n: int, file_backed: bool) -> int:
+    if requested is not None:
+        return max(1, requested)
+    if not file_backed or n < 2000:  # process start-up (~1 s each) does not pay for small sets
+        return 1
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def _fill(
+    x: np.ndarray, x_path: Path | None, samples: list[Sample], cfg: PreprocessConfig, *, progress: bool,
+    check_8bit: bool, workers: int,
+) -> None:
+    """Fill ``x`` with every sample, in chunks, in ``workers`` processes when ``x`` is backed by ``x_path``."""
+    items = list(enumerate(samples))
+    chunks = [items[k : k + 128] for k in range(0, len(items), 128)]
+    cfg_json = cfg.model_dump_json()
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        rows = tqdm(samples, desc=f"decoding {len(samples)} samples", unit="img", leave=False)
-    failed: list[MedfabError] = []
-    for i, s in enumerate(rows):
-        try:
-            a, mode = load_array_with_mode(s)
-            if check_8bit and mode not in EIGHT_BIT_MODES:
-                raise _NotEightBit
-            x[i, 0] = preprocess_array(a, cfg, name=str(s.path))
-        except MedfabError as e:
-            failed.append(e)
-    if len(failed) == 1:
-        raise failed[0]
-    if failed:
-        listing = "\n".join(f"  {e.message}" for e in failed[:10])
-        more = f"\n  ... and {len(failed) - 10} more" if len(failed) > 10 else ""
-        raise MedfabError(f"{len(failed)} files could not be loaded:\n{listing}{more}", failed[0].hint)
+        bar = tqdm(total=len(items), desc=f"decoding {len(items)} samples", unit="img", leave=False)
+    errors: list[tuple[str, str | None]] = []
+    not_8bit = False
+    try:
+        if workers > 1 and x_path is not None:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn, not fork: forking a process that holds torch/OpenMP threads can deadlock
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+                futures = [pool.submit(_rows, str(x_path), c, cfg_json, check_8bit) for c in chunks]
+                results = (f.result() for f in futures)
+                for done, errs, stop in results:
+                    errors += errs
+                    not_8bit |= stop
+                    if bar is not None:
+                        bar.update(done)
+        else:
+            for c in chunks:
+                done, errs, stop = _rows(x, c, cfg_json, check_8bit)
+                errors += errs
+                if bar is not None:
+                    bar.update(done)
+                if stop:
+                    not_8bit = True
+                    break
+    finally:
+        if bar is not None:
+            bar.close()
+    if not_8bit:
+        raise _NotEightBit
+    if len(errors) == 1:
+        raise MedfabError(*errors[0])
+    if errors:
+        listing = "\n".join(f"  {m}" for m, _ in errors[:10])
+        more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
+        raise MedfabError(f"{len(errors)} files could not be loaded:\n{listing}{more}", errors[0][1])
+
+
+def _writer(root: Path | None, key: str, shape: tuple[int, ...]) -> EntryWriter | None:
+    """A cache entry writer, or None (work in memory) when caching is off or the cache folder is unusable."""
+    if root is None:
+        return None
+    try:
+        return EntryWriter(root, key, shape)
+    except OSError as e:  # read-only home, full disk: caching is an optimisation, not a requirement
+        warnings.warn(f"not caching tensors in {root} ({e}); set MEDFAB_CACHE to a writable folder", stacklevel=3)
+        return None
 
 
 def _key(ds: Dataset, keys: list[str], cfg: PreprocessConfig, root: Path | None) -> str:
@@ -98,8 +169,13 @@ def dataset_tensors(
     cache_dir: str | Path | None = None,
     preprocess: PreprocessConfig | None = None,
     progress: bool = True,
+    workers: int | None = None,
 ) -> TensorSet:
-    """Preprocessed tensors for an already listed :class:`Dataset` (cached)."""
+    """Preprocessed tensors for an already listed :class:`Dataset` (cached).
+
+    ``workers``: decoding processes on a cache miss (None: up to 8 for 2,000+ samples when caching is on,
+    else 1). Rows are independent, so the result does not depend on it.
+    """
     if not ds.samples:
         raise MedfabError(f"no samples to load under {ds.root}", "check the split name and the folder layout")
     keys = [relative_key(s, ds.root) for s in ds.samples]
@@ -120,16 +196,17 @@ def dataset_tensors(
     guess = first_mode in EIGHT_BIT_MODES
     resolved = cfg if cfg.resolved else cfg.resolve(eight_bit=guess)
     shape = (len(ds.samples), 1) + (resolved.size,) * resolved.spatial_dims
-    writer = EntryWriter(root, key, shape) if root is not None else None
+    writer = _writer(root, key, shape)
     x = writer.x if writer is not None else np.empty(shape, dtype=np.float32)
+    x_path = writer.tmp / "x.npy" if writer is not None else None
+    n_workers = _workers(workers, len(ds.samples), x_path is not None)
     try:
-        # Small matrix products: OpenBLAS threads only spin against each other (20x slower on a busy machine).
-        with threadpool_limits(1, user_api="blas"):
-            try:
-                _fill(x, ds.samples, resolved, progress, check_8bit=not cfg.resolved and guess)
-            except _NotEightBit:
-                resolved = cfg.resolve(eight_bit=False)
-                _fill(x, ds.samples, resolved, progress, check_8bit=False)
+        try:
+            _fill(x, x_path, ds.samples, resolved, progress=progress, check_8bit=not cfg.resolved and guess,
+                  workers=n_workers)
+        except _NotEightBit:
+            resolved = cfg.resolve(eight_bit=False)
+            _fill(x, x_path, ds.samples, resolved, progress=progress, check_8bit=False, workers=n_workers)
         if writer is not None:
             meta = {"preprocess": resolved.model_dump(mode="json"), "classes": ds.classes, "keys": keys,
                     "y": y.tolist(), "root": str(ds.root)}
@@ -154,6 +231,7 @@ def load_tensors(
     volume_mode: str = "3d",
     slice_axis: int = 2,
     slice_range: tuple[int, int] | None = None,
+    workers: int | None = None,
 ) -> TensorSet:
     """See :func:`medfab.data.tensors.load_tensors`."""
     ds = read_dataset(path, reader=reader, labels_csv=labels_csv, volume_mode=volume_mode,
@@ -165,4 +243,5 @@ def load_tensors(
                 "leave split unset to use every image, or arrange ROOT/<split>/<class>/ folders",
             )
         ds = ds.subset(split)
-    return dataset_tensors(ds, size=size, cache_dir=cache_dir, preprocess=preprocess, progress=progress)
+    return dataset_tensors(ds, size=size, cache_dir=cache_dir, preprocess=preprocess, progress=progress,
+                           workers=workers)

@@ -18,10 +18,21 @@ from medfab.errors import MedfabError
 
 # Pillow modes -> what a user calls them (https://pillow.readthedocs.io/en/stable/handbook/concepts.html#modes)
 _PIL_MODES = {
-    "1": "binary 1-bit", "L": "grey 8-bit", "LA": "grey+alpha 8-bit", "P": "palette 8-bit",
-    "PA": "palette+alpha 8-bit", "RGB": "RGB 8-bit", "RGBA": "RGBA 8-bit", "CMYK": "CMYK 8-bit",
-    "YCbCr": "YCbCr 8-bit", "I;16": "grey 16-bit", "I;16L": "grey 16-bit", "I;16B": "grey 16-bit",
-    "I;16N": "grey 16-bit", "I": "grey 32-bit int", "F": "grey 32-bit float",
+    "1": "binary 1-bit",
+    "L": "grey 8-bit",
+    "LA": "grey+alpha 8-bit",
+    "P": "palette 8-bit",
+    "PA": "palette+alpha 8-bit",
+    "RGB": "RGB 8-bit",
+    "RGBA": "RGBA 8-bit",
+    "CMYK": "CMYK 8-bit",
+    "YCbCr": "YCbCr 8-bit",
+    "I;16": "grey 16-bit",
+    "I;16L": "grey 16-bit",
+    "I;16B": "grey 16-bit",
+    "I;16N": "grey 16-bit",
+    "I": "grey 32-bit int",
+    "F": "grey 32-bit float",
 }
 
 
@@ -60,8 +71,11 @@ def _decode(sample: Sample) -> tuple[np.ndarray, str]:
         return a, _PIL_MODES.get(mode, mode)
     a = load_array(sample)
     try:
-        mode = {"nifti": _nifti_mode, "dicom": _dicom_mode}[sample.reader](str(sample.path)) \
-            if sample.reader != "npz" else _npz_mode(str(sample.path), sample.split)
+        mode = (
+            {"nifti": _nifti_mode, "dicom": _dicom_mode}[sample.reader](str(sample.path))
+            if sample.reader != "npz"
+            else _npz_mode(str(sample.path), sample.split)
+        )
     except Exception:  # the pixels decoded; a header quirk must not make the sample "unreadable"
         mode = f"{sample.reader} float32"
     return a, mode
@@ -72,14 +86,14 @@ class Scan:
     """What one pass over the samples found; index i refers to ``dataset.samples[i]``."""
 
     dataset: Dataset
-    keys: list[str]                      # relative keys, e.g. "train/NonDemented/a.jpg"
-    modes: list[str | None]              # None when unreadable
+    keys: list[str]  # relative keys, e.g. "train/NonDemented/a.jpg"
+    modes: list[str | None]  # None when unreadable
     sizes: list[tuple[int, ...] | None]  # (H, W) or (D, H, W)
-    digests: list[str | None]            # content hash (file bytes; pixels for slices / npz rows)
-    errors: dict[int, str] = field(default_factory=dict)   # unreadable samples: index -> reason
-    blank: list[int] = field(default_factory=list)         # constant images (no intensity range)
+    digests: list[str | None]  # content hash (file bytes; pixels for slices / npz rows)
+    errors: dict[int, str] = field(default_factory=dict)  # unreadable samples: index -> reason
+    blank: list[int] = field(default_factory=list)  # constant images (no intensity range)
     thumbs: dict[int, np.ndarray] = field(default_factory=dict)  # raw (32, 32) or (3, 32, 32)
-    lows: dict[int, float] = field(default_factory=dict)   # per-thumbnail 0.5th percentile
+    lows: dict[int, float] = field(default_factory=dict)  # per-thumbnail 0.5th percentile
     highs: dict[int, float] = field(default_factory=dict)  # per-thumbnail 99.5th percentile
 
     def mode_group(self, i: int) -> tuple:
@@ -98,11 +112,11 @@ def scan(dataset: Dataset, *, progress: bool = True) -> Scan:
     s = Scan(dataset, [relative_key(x, dataset.root) for x in samples], [None] * n, [None] * n, [None] * n)
     it = range(n)
     if progress:
+        from rich.console import Console
         from rich.progress import track
 
-        from medfab.cli.common import console
-
-        it = track(it, description="reading", console=console, transient=True)
+        # stderr, like every medfab progress bar, so that the report on stdout can be piped
+        it = track(it, description="reading", console=Console(stderr=True), transient=True)
     for i in it:
         smp = samples[i]
         try:
@@ -137,9 +151,10 @@ def exact_groups(s: Scan) -> list[list[int]]:
     return sorted((g for g in by.values() if len(g) > 1), key=lambda g: (-len(g), g[0]))
 
 
-def near_pairs(s: Scan, *, max_rmse: float = dup.MAX_RMSE,
-               max_bits: int = dup.MAX_BITS) -> tuple[np.ndarray, np.ndarray]:
-    """Near-duplicate pairs over the readable, non-blank samples: ((P, 2) indices, (P,) distance), closest first.
+def near_pairs(
+    s: Scan, *, max_rmse: float = dup.MAX_RMSE, max_bits: int = dup.MAX_BITS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Near-duplicate pairs of readable, non-blank samples: ((P, 2) indices, (P,) distance), closest first.
 
     Thumbnails are scaled by the intensity range of their mode group (:meth:`Scan.mode_group`), then all
     thumbnails of one shape are compared, so a 16-bit re-export of an 8-bit image is found too.

@@ -31,10 +31,12 @@ SPLITS = ("train", "val", "test")
 class SplitConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    test: float = Field(0.2, ge=0.0, lt=1.0)    # fraction of samples in test
-    val: float = Field(0.1, ge=0.0, lt=1.0)     # fraction of samples in val
-    seed: int = 0                                # the only random draw: the shuffle of groups into folds
-    link: Literal["symlink", "copy"] = "symlink"  # symlinks (absolute) save space; copies survive moving the data
+    test: float = Field(0.2, ge=0.0, lt=1.0)  # fraction of samples in test
+    val: float = Field(0.1, ge=0.0, lt=1.0)  # fraction of samples in val
+    seed: int = 0  # the only random draw: the shuffle of groups into folds
+    link: Literal["symlink", "copy"] = (
+        "symlink"  # symlinks (absolute) save space; copies survive moving the data
+    )
     near_rmse: float = Field(dup.MAX_RMSE, ge=0.0)  # near-duplicate threshold (see medfab.data.duplicates)
 
     @model_validator(mode="after")
@@ -80,8 +82,8 @@ def _take_fraction(y: np.ndarray, groups: np.ndarray, frac: float, seed: int) ->
     n_groups = len(np.unique(groups))
     if n_groups < k:
         raise MedfabError(
-            f"only {n_groups} independent group(s) (subjects / near-duplicate clusters) to split into {k} parts",
-            "add data, lower --test/--val, or check subject ids (every sample of one subject forms one group)",
+            f"only {n_groups} independent group(s) (subjects, near-duplicate clusters) for {k} parts",
+            "add data, lower --test/--val, or check subject ids (all samples of a subject form one group)",
         )
     sgkf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     with warnings.catch_warnings():  # "least populated class has fewer members than n_splits": reported later
@@ -109,10 +111,14 @@ def assign_splits(y: np.ndarray, groups: np.ndarray, *, test: float, val: float,
 
 def _check_out(out: Path, data_root: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise MedfabError(f"{out} already exists and is not empty", "give a new folder for --out, or delete this one")
+        raise MedfabError(
+            f"{out} already exists and is not empty", "give a new folder for --out, or delete this one"
+        )
     if out.resolve().is_relative_to(data_root.resolve()):
-        raise MedfabError(f"--out {out} lies inside the data folder {data_root}",
-                          "write the split next to the data, e.g. --out ../mydata-split")
+        raise MedfabError(
+            f"--out {out} lies inside the data folder {data_root}",
+            "write the split next to the data, e.g. --out ../mydata-split",
+        )
 
 
 def _clean_stale(out: Path) -> None:
@@ -145,21 +151,36 @@ def _write(tmp: Path, s: Scan, where: np.ndarray, groups: np.ndarray, copy: bool
             else:
                 shutil.copy2(src, dest)
             placed[src] = dest.relative_to(tmp).as_posix()
-        rows.append({"file": placed[src], "source": s.keys[i], "class": smp.label, "split": where[i],
-                     "group": int(groups[i])})
+        rows.append(
+            {
+                "file": placed[src],
+                "source": s.keys[i],
+                "class": smp.label,
+                "split": where[i],
+                "group": int(groups[i]),
+            }
+        )
     return rows
 
 
-def split_dataset(path: str | Path, out: str | Path, config: SplitConfig | None = None, *,
-                  progress: bool = True, **reader_options) -> dict:
-    """Split the data set under ``path`` into ``out``; returns the summary also saved as ``out/split.json``."""
+def split_dataset(
+    path: str | Path,
+    out: str | Path,
+    config: SplitConfig | None = None,
+    *,
+    progress: bool = True,
+    **reader_options,
+) -> dict:
+    """Split the data set under ``path`` into ``out``; returns the summary (also saved as split.json)."""
     from medfab.data.readers import read_dataset
 
     config = config or SplitConfig()
     out = Path(out).expanduser()
     ds = read_dataset(path, **reader_options)
     if any(smp.reader == "npz" for smp in ds.samples):
-        raise MedfabError("an .npz file cannot be re-split into folders", "split the folder of images it came from")
+        raise MedfabError(
+            "an .npz file cannot be re-split into folders", "split the folder of images it came from"
+        )
     _check_out(out, ds.root)
     s = scan(ds, progress=progress)
     groups = sample_groups(s, near_rmse=config.near_rmse)
@@ -176,12 +197,22 @@ def split_dataset(path: str | Path, out: str | Path, config: SplitConfig | None 
             w = csv.DictWriter(fh, fieldnames=["file", "source", "class", "split", "group"])
             w.writeheader()
             w.writerows(rows)
-        counts = {sp: {c: int(((where == sp) & (np.array(ds.labels()) == k)).sum()) for k, c in enumerate(ds.classes)}
-                  for sp in SPLITS if (where == sp).any()}
-        summary = {"source": str(ds.root.resolve()), "config": config.model_dump(), "counts": counts,
-                   "groups": int(groups.max() + 1) if len(groups) else 0,
-                   "grouped_samples": int((np.bincount(groups)[groups] > 1).sum()) if len(groups) else 0,
-                   "unreadable": [s.keys[i] for i in sorted(s.errors)]}
+        counts = {
+            sp: {
+                c: int(((where == sp) & (np.array(ds.labels()) == k)).sum()) for k, c in enumerate(ds.classes)
+            }
+            for sp in SPLITS
+            if (where == sp).any()
+        }
+        summary = {
+            "source": str(ds.root.resolve()),
+            "config": config.model_dump(),
+            "counts": counts,
+            "groups": int(groups.max() + 1) if len(groups) else 0,
+            "grouped_samples": int((np.bincount(groups)[groups] > 1).sum()) if len(groups) else 0,
+            "largest_group": int(np.bincount(groups).max()) if len(groups) else 0,
+            "unreadable": [s.keys[i] for i in sorted(s.errors)],
+        }
         (tmp / "split.json").write_text(json.dumps(summary, indent=2))
         if out.exists():
             out.rmdir()  # empty (checked above); rename cannot replace it on every platform

@@ -3,8 +3,8 @@
 Every fidelity/diversity figure for the synthetic set is shown next to the same figure computed between the
 two real halves. For the comparison to be fair both use the same sample sizes: the reference is always real
 half A, and it is compared with real half B and with a synthetic subset of exactly half B's size per class
-(:func:`match_counts`). A metric such as the Fréchet distance is biased at small N, so equal sizes matter more
-than large ones.
+(:func:`match_counts`; where a synthetic class is smaller, half B is cut to its size). A metric such as the
+Fréchet distance is biased at small N, so equal sizes matter more than large ones.
 """
 
 from __future__ import annotations
@@ -23,11 +23,13 @@ def split_halves(real: TensorSet, *, seed: int = 0) -> tuple[TensorSet, TensorSe
         idx = rng.permutation(np.flatnonzero(real.y == k))
         h = len(idx) // 2
         a_idx.append(idx[:h])
-        b_idx.append(idx[h:2 * h])
+        b_idx.append(idx[h : 2 * h])
     a, b = np.sort(np.concatenate(a_idx)), np.sort(np.concatenate(b_idx))
     if len(a) < 2:
-        raise MedfabError(f"the real training set has too few images ({len(real)}) to split into two halves",
-                          "give at least 4 real training images per class")
+        raise MedfabError(
+            f"the real training set has too few images ({len(real)}) to split into two halves",
+            "give at least 4 real training images per class",
+        )
     return _take(real, a), _take(real, b)
 
 

@@ -56,22 +56,33 @@ def _groups(ctx, ts_name: str) -> dict[str, np.ndarray]:
 
 
 def make_extractor(space: str, ctx):
-    """The feature extractor of ``space``; FeatureNet is trained on the real training set and saved."""
+    """The feature extractor of ``space``, fitted on real half A only (FeatureNet saved to EVAL/featurenet).
+
+    Why half A: an extractor fitted on all real images has seen half B but not the synthetic set, and a
+    network that memorised its training images would place half B artificially close to half A. Fitted on
+    half A, both half B and the synthetic set are unseen, so the baseline and the synthetic figure are fair.
+    """
     if space == "featurenet":
         from medfab.evaluation.features.feature_net import FeatureNet
 
-        net = FeatureNet.fit(ctx.real, seed=ctx.cfg.seed, epochs=ctx.cfg.epochs)
+        net = FeatureNet.fit(ctx.half_a, seed=ctx.cfg.seed, epochs=ctx.cfg.epochs)
         net.save(ctx.out / "featurenet")
         return net
-    if space == "radiomic":          # standardised with statistics of the real set
+    if space == "radiomic":  # standardised with statistics of the real set
         from medfab.evaluation.features.radiomic import RadiomicFeatures
 
-        return RadiomicFeatures().fit(ctx.real.x)
-    if space == "pixel":             # principal components of the real set's downsampled pixels
+        ext = RadiomicFeatures()
+    elif space == "pixel":  # principal components of the real set's downsampled pixels
         from medfab.evaluation.features.pixel_pca import PixelPCA
 
-        return PixelPCA(seed=ctx.cfg.seed).fit(ctx.real.x)
-    raise MedfabError(f"no feature extractor named {space!r}", "use featurenet, radiomic or --extractor FILE")
+        ext = PixelPCA(seed=ctx.cfg.seed)
+    else:
+        raise MedfabError(
+            f"no feature extractor named {space!r}", "use featurenet, pixel, radiomic or --extractor"
+        )
+    # fitting computes half A's features anyway (radiomics are slow): keep them
+    ctx._feat[(space, "half_a")] = np.asarray(ext.fit_transform(ctx.half_a.x), dtype=np.float64)
+    return ext
 
 
 def sample_grids(ctx) -> list[tuple]:
@@ -103,7 +114,8 @@ def fidelity(ctx) -> tuple[dict, list]:
     for g in ga:
         data["histograms"][g] = {
             "synth": _scalars(_try(compare_histograms, a[ga[g]], s[gs[g]])),
-            "baseline": _scalars(_try(compare_histograms, a[ga[g]], b[gb[g]]))}
+            "baseline": _scalars(_try(compare_histograms, a[ga[g]], b[gb[g]])),
+        }
     ctx.step("brain mass")
     t = fit_fixed_threshold(ctx.real.x)
     mass, mass_plot = {}, {}
@@ -114,28 +126,61 @@ def fidelity(ctx) -> tuple[dict, list]:
             mass_plot[g] = {"real A": ms["real"], "real B": mb["synth"], "synthetic": ms["synth"]}
     data["brain_mass"] = {"threshold": t, "groups": mass}
     for space in cfg.features:
-        fa, fb, fs = (ctx.features(space, w) for w in ("half_a", "half_b", "synth_m"))
+        try:  # one feature space that cannot run (e.g. radiomics on 3D) must not cost the others
+            fa, fb, fs = (ctx.features(space, w) for w in ("half_a", "half_b", "synth_m"))
+        except MedfabError as e:
+            data["distances"][space] = {"skipped": e.message}
+            continue
         ctx.step(f"FD/KID in {space} features")
         res = {}
         for g in ga:
             pair = {"synth": (fa[ga[g]], fs[gs[g]]), "baseline": (fa[ga[g]], fb[gb[g]])}
             # one fixed n for both pairs (FD is biased upwards at small n); value = median of the replicates
-            fd = {k: _try(bootstrap, frechet_distance, f1, f2, n_boot=cfg.n_boot, seed=cfg.seed,
-                          sample_size=min(len(f1), len(f2))) for k, (f1, f2) in pair.items()}
+            fd = {
+                k: _try(
+                    bootstrap,
+                    frechet_distance,
+                    f1,
+                    f2,
+                    n_boot=cfg.n_boot,
+                    seed=cfg.seed,
+                    sample_size=min(len(f1), len(f2)),
+                )
+                for k, (f1, f2) in pair.items()
+            }
             kd = {}
             for k, (f1, f2) in pair.items():
-                v = _try(kid, f1, f2, subset_size=min(cfg.kid_subset, len(f1), len(f2)),
-                         n_subsets=cfg.kid_subsets, seed=cfg.seed)
+                v = _try(
+                    kid,
+                    f1,
+                    f2,
+                    subset_size=min(cfg.kid_subset, len(f1), len(f2)),
+                    n_subsets=cfg.kid_subsets,
+                    seed=cfg.seed,
+                )
                 kd[k] = {"mean": v[0], "std": v[1]} if isinstance(v, tuple) else v
             res[g] = {"fd": fd, "kid": kd}
         data["distances"][space] = res
-    figs = [(plots.histogram_overlays({g: (a[ga[g]], b[gb[g]], s[gs[g]]) for g in ga}, ctx.fig("histograms.png")),
-             "Pixel intensity histograms per class: real half A, real half B (dashed) and synthetic")]
+    figs = [
+        (
+            plots.histogram_overlays(
+                {g: (a[ga[g]], b[gb[g]], s[gs[g]]) for g in ga}, ctx.fig("histograms.png")
+            ),
+            "Pixel intensity histograms per class: real half A, real half B (dashed) and synthetic",
+        )
+    ]
     if mass_plot:
-        figs.append((plots.value_distributions(mass_plot, ctx.fig("brain_mass.png"),
-                                               title=f"Brain mass (fraction of pixels above {t:.2f})",
-                                               xlabel="brain mass"),
-                     "Brain-mass distributions per class, at one threshold learnt on the real images"))
+        figs.append(
+            (
+                plots.value_distributions(
+                    mass_plot,
+                    ctx.fig("brain_mass.png"),
+                    title=f"Brain mass (fraction of pixels above {t:.2f})",
+                    xlabel="brain mass",
+                ),
+                "Brain-mass distributions per class, at one threshold learnt on the real images",
+            )
+        )
     return data, figs
 
 
@@ -160,19 +205,37 @@ def diversity(ctx) -> tuple[dict, list]:
     ctx.step(f"precision / recall / density / coverage ({space})")
     for g in ga:
         k = int(max(1, min(5, len(ga[g]) - 1, len(gs[g]) - 1)))
-        data["prdc"][g] = {"synth": _try(prdc, fa[ga[g]], fs[gs[g]], k=k),
-                           "baseline": _try(prdc, fa[ga[g]], fb[gb[g]], k=k), "k": k}
+        data["prdc"][g] = {
+            "synth": _try(prdc, fa[ga[g]], fs[gs[g]], k=k),
+            "baseline": _try(prdc, fa[ga[g]], fb[gb[g]], k=k),
+            "k": k,
+        }
     ctx.step("collapse check")
     for c in ctx.classes:
         k = int(max(1, min(5, len(ga[c]) - 2, len(gs[c]) - 2)))
-        data["collapse"][c] = _try(collapse_check, a[ga[c]], s[gs[c]], fa[ga[c]], fs[gs[c]],
-                                   n_pairs=cfg.msssim_pairs, seed=cfg.seed, k=k)
+        data["collapse"][c] = _try(
+            collapse_check,
+            a[ga[c]],
+            s[gs[c]],
+            fa[ga[c]],
+            fs[gs[c]],
+            n_pairs=cfg.msssim_pairs,
+            seed=cfg.seed,
+            k=k,
+        )
     figs = []
     if dist_plot:
-        figs.append((plots.value_distributions(dist_plot, ctx.fig("msssim.png"),
-                                               title="MS-SSIM between random pairs (higher = less diverse)",
-                                               xlabel="MS-SSIM"),
-                     "MS-SSIM of random pairs within each class, real half A vs synthetic"))
+        figs.append(
+            (
+                plots.value_distributions(
+                    dist_plot,
+                    ctx.fig("msssim.png"),
+                    title="MS-SSIM between random pairs (higher = less diverse)",
+                    xlabel="MS-SSIM",
+                ),
+                "MS-SSIM of random pairs within each class, real half A vs synthetic",
+            )
+        )
     return data, figs
 
 
@@ -181,13 +244,25 @@ def class_fidelity_family(ctx) -> tuple[dict, list]:
 
     ctx.step("training the real-image classifier")
     data = class_fidelity(ctx.real, ctx.synth, seed=ctx.cfg.seed, epochs=ctx.cfg.epochs, real_test=ctx.test)
-    figs = [(plots.confusion_matrix(data["confusion"], ctx.classes, ctx.fig("confusion.png")),
-             "Synthetic images classified by a CNN trained on real images (row-normalised)")]
+    figs = [
+        (
+            plots.confusion_matrix(data["confusion"], ctx.classes, ctx.fig("confusion.png")),
+            "Synthetic images classified by a CNN trained on real images (row-normalised)",
+        )
+    ]
     base = data.get("real_test_baseline")
     if isinstance(base, dict) and "confusion" in base:
-        figs.append((plots.confusion_matrix(base["confusion"], ctx.classes, ctx.fig("confusion_real.png"),
-                                            title="Baseline: real test images, same classifier"),
-                     "The same classifier on real test images: how well real images are recognised"))
+        figs.append(
+            (
+                plots.confusion_matrix(
+                    base["confusion"],
+                    ctx.classes,
+                    ctx.fig("confusion_real.png"),
+                    title="Baseline: real test images, same classifier",
+                ),
+                "The same classifier on real test images: how well real images are recognised",
+            )
+        )
     return data, figs
 
 
@@ -196,25 +271,45 @@ def utility(ctx) -> tuple[dict, list]:
 
     cfg = ctx.cfg
     ctx.step(f"training CNNs ({cfg.seeds} seed(s))")
-    data = utility_study(ctx.real, ctx.test, ctx.synth, seeds=tuple(range(cfg.seed, cfg.seed + cfg.seeds)),
-                         shares=tuple(cfg.shares), epochs=cfg.epochs, progress=False)
+    data = utility_study(
+        ctx.real,
+        ctx.test,
+        ctx.synth,
+        seeds=tuple(range(cfg.seed, cfg.seed + cfg.seeds)),
+        shares=tuple(cfg.shares),
+        epochs=cfg.epochs,
+        progress=False,
+    )
     return data, utility_figures(data, ctx)
 
 
 def utility_figures(data: dict, ctx) -> list:
     """Bars of the main regimes and the share-sweep curve (utility_study's ``table`` / ``share_sweep``)."""
     figs = []
-    rows = [r for r in data.get("table", []) if not str(r.get("training_data", "")).startswith("synthetic share")]
+    rows = [
+        r for r in data.get("table", []) if not str(r.get("training_data", "")).startswith("synthetic share")
+    ]
     metrics = [m for m in ("balanced_accuracy", "macro_f1", "accuracy") if rows and m in rows[0]]
     if rows and metrics:
-        figs.append((plots.utility_bars(rows, metrics, ctx.fig("utility.png")),
-                     "CNN trained on each training set, tested on the real test set (error bars: std over seeds)"))
+        figs.append(
+            (
+                plots.utility_bars(rows, metrics, ctx.fig("utility.png")),
+                "CNN trained on each training set, tested on the real test set (error bars: std over seeds)",
+            )
+        )
     sweep = data.get("share_sweep") or []
-    curves = {m: ([r[m] for r in sweep], [r.get(f"{m}_std", 0.0) for r in sweep])
-              for m in ("balanced_accuracy", "macro_f1") if sweep and m in sweep[0]}
+    curves = {
+        m: ([r[m] for r in sweep], [r.get(f"{m}_std", 0.0) for r in sweep])
+        for m in ("balanced_accuracy", "macro_f1")
+        if sweep and m in sweep[0]
+    }
     if curves:
-        figs.append((plots.share_sweep([r["share"] for r in sweep], curves, ctx.fig("share_sweep.png")),
-                     "Score on real test images as the synthetic share of a fixed-size training set grows"))
+        figs.append(
+            (
+                plots.share_sweep([r["share"] for r in sweep], curves, ctx.fig("share_sweep.png")),
+                "Score on real test images as the synthetic share of a fixed-size training set grows",
+            )
+        )
     return figs
 
 
@@ -223,29 +318,64 @@ def privacy(ctx) -> tuple[dict, list]:
 
     space = ctx.cfg.features[0]
     ctx.step("nearest training neighbours of synthetic images")
-    synth = privacy_audit(ctx.real, ctx.test, ctx.synth, features_train=ctx.features(space, "real"),
-                          features_holdout=ctx.features(space, "test"), features_synth=ctx.features(space, "synth"),
-                          top_k=ctx.cfg.gallery)
+    synth = privacy_audit(
+        ctx.real,
+        ctx.test,
+        ctx.synth,
+        features_train=ctx.features(space, "real"),
+        features_holdout=ctx.features(space, "test"),
+        features_synth=ctx.features(space, "synth"),
+        top_k=ctx.cfg.gallery,
+    )
     ctx.step("real-vs-real baseline")
-    base = _try(privacy_audit, ctx.half_a, ctx.test, ctx.half_b, features_train=ctx.features(space, "half_a"),
-                features_holdout=ctx.features(space, "test"), features_synth=ctx.features(space, "half_b"),
-                top_k=1)
+    base = _try(
+        privacy_audit,
+        ctx.half_a,
+        ctx.test,
+        ctx.half_b,
+        features_train=ctx.features(space, "half_a"),
+        features_holdout=ctx.features(space, "test"),
+        features_synth=ctx.features(space, "half_b"),
+        top_k=1,
+    )
     figs = []
     pix = synth.get("pixel") or {}
     pairs = pix.get("closest_pairs") or []
     if pairs:
         si = np.array([p["synth_index"] for p in pairs])
         ti = np.array([p["train_index"] for p in pairs])
-        figs.append((plots.pair_gallery(ctx.synth.x[si], ctx.real.x[ti], [p["distance"] for p in pairs],
-                                        ctx.fig("closest_pairs.png")),
-                     "The synthetic images closest to a training image (RMS pixel distance d): look for copies"))
+        figs.append(
+            (
+                plots.pair_gallery(
+                    ctx.synth.x[si],
+                    ctx.real.x[ti],
+                    [p["distance"] for p in pairs],
+                    ctx.fig("closest_pairs.png"),
+                ),
+                "The synthetic images closest to a training image (RMS pixel distance d): look for copies",
+            )
+        )
     if pix.get("synthetic_nn_distances") and pix.get("holdout_nn_distances"):
-        dist = {"distance to nearest training image": {"real": pix["holdout_nn_distances"],
-                                                        "synthetic": pix["synthetic_nn_distances"]}}
-        figs.append((plots.value_distributions(dist, ctx.fig("nn_distances.png"), title="Memorisation check",
-                                               xlabel="RMS pixel distance (real = held-out test images)"),
-                     ("Nearest-training-image distances: synthetic images should not sit closer than "
-                      "held-out real ones")))
+        dist = {
+            "distance to nearest training image": {
+                "real": pix["holdout_nn_distances"],
+                "synthetic": pix["synthetic_nn_distances"],
+            }
+        }
+        figs.append(
+            (
+                plots.value_distributions(
+                    dist,
+                    ctx.fig("nn_distances.png"),
+                    title="Memorisation check",
+                    xlabel="RMS pixel distance (real = held-out test images)",
+                ),
+                (
+                    "Nearest-training-image distances: synthetic images should not sit closer than "
+                    "held-out real ones"
+                ),
+            )
+        )
     return {"synth": _drop_lists(synth), "baseline": _drop_lists(base), "feature_space": space}, figs
 
 

@@ -44,7 +44,8 @@ def intensity_histogram(x: np.ndarray, bins: int = 64, mask_background: bool = F
     counts = np.zeros(bins, dtype=np.int64)
     chunk = 1 << 24                               # bounded memory for 5,000+ images at 128²
     for i in range(0, values.size, chunk):
-        counts += np.histogram(np.clip(values[i:i + chunk], *RANGE), bins=edges)[0]
+        # int bins + range: numpy's uniform-bin fast path (explicit edges fall back to a sort, ~20x slower)
+        counts += np.histogram(np.clip(values[i:i + chunk], *RANGE), bins=bins, range=RANGE)[0]
     return counts / (counts.sum() * np.diff(edges))
 
 

@@ -33,24 +33,31 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _panels(n: int, *, w: float = 3.2, h: float = 2.4, max_cols: int = 4):
+def _panels(n: int, *, w: float = 3.0, h: float = 2.5, max_cols: int = 5):
+    """A grid of ``n`` panels; constrained layout keeps titles, labels and the suptitle from overlapping."""
     cols = min(n, max_cols)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(w * cols, h * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(w * cols, h * rows + 0.4), squeeze=False, layout="constrained"
+    )
     for ax in axes.flat[n:]:
         ax.axis("off")
     return fig, list(axes.flat[:n])
 
 
-def histogram_overlays(groups: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], path: Path,
-                       *, bins: int = 64) -> Path:
+def histogram_overlays(
+    groups: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], path: Path, *, bins: int = 64
+) -> Path:
     """One panel per class: intensity densities of real A, real B (dashed) and synthetic on [-1, 1]."""
     fig, axes = _panels(len(groups))
     edges = np.linspace(-1, 1, bins + 1)
     centres = (edges[:-1] + edges[1:]) / 2
     for ax, (name, (ra, rb, sy)) in zip(axes, groups.items()):
-        for x, label, colour, style in ((ra, "real A", REAL, "-"), (rb, "real B", REAL_B, "--"),
-                                        (sy, "synthetic", SYNTH, "-")):
+        for x, label, colour, style in (
+            (ra, "real A", REAL, "-"),
+            (rb, "real B", REAL_B, "--"),
+            (sy, "synthetic", SYNTH, "-"),
+        ):
             if x is None or len(x) == 0:
                 continue
             d, _ = np.histogram(np.clip(np.asarray(x).ravel(), -1, 1), bins=edges, density=True)
@@ -60,12 +67,13 @@ def histogram_overlays(groups: dict[str, tuple[np.ndarray, np.ndarray, np.ndarra
         ax.set_yscale("log")
         ax.tick_params(labelsize=7)
     axes[0].legend(fontsize=7)
-    fig.suptitle("Pixel intensity histograms (log density)", fontsize=11, y=1.03)
+    fig.suptitle("Pixel intensity histograms (log density)", fontsize=11)
     return _save(fig, path)
 
 
-def value_distributions(groups: dict[str, dict[str, Sequence[float]]], path: Path, *, title: str,
-                        xlabel: str) -> Path:
+def value_distributions(
+    groups: dict[str, dict[str, Sequence[float]]], path: Path, *, title: str, xlabel: str
+) -> Path:
     """One panel per class: overlaid histograms of a per-image value (brain mass, MS-SSIM) per set."""
     colours = {"real": REAL, "real A": REAL, "real B": REAL_B, "real A vs B": REAL_B, "synthetic": SYNTH}
     fig, axes = _panels(len(groups))
@@ -85,12 +93,17 @@ def value_distributions(groups: dict[str, dict[str, Sequence[float]]], path: Pat
         ax.set_xlabel(xlabel, fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0].legend(fontsize=7)
-    fig.suptitle(title, fontsize=11, y=1.03)
+    fig.suptitle(title, fontsize=11)
     return _save(fig, path)
 
 
-def confusion_matrix(confusion: Sequence[Sequence[float]], classes: list[str], path: Path, *,
-                     title: str = "Class fidelity: requested (rows) vs recognised (columns)") -> Path:
+def confusion_matrix(
+    confusion: Sequence[Sequence[float]],
+    classes: list[str],
+    path: Path,
+    *,
+    title: str = "Class fidelity: requested (rows) vs recognised (columns)",
+) -> Path:
     """Row-normalised confusion matrix with the counts written in each cell."""
     m = np.asarray(confusion, dtype=float)
     rows = m.sum(1, keepdims=True)
@@ -100,8 +113,15 @@ def confusion_matrix(confusion: Sequence[Sequence[float]], classes: list[str], p
     im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
     for i in range(k):
         for j in range(k):
-            ax.text(j, i, f"{frac[i, j]:.2f}\n({round(m[i, j])})", ha="center", va="center", fontsize=8,
-                    color="white" if frac[i, j] > 0.6 else "black")
+            ax.text(
+                j,
+                i,
+                f"{frac[i, j]:.2f}\n({round(m[i, j])})",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if frac[i, j] > 0.6 else "black",
+            )
     ax.set_xticks(range(k), classes, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(k), classes, fontsize=8)
     ax.set_xlabel("recognised as")
@@ -132,8 +152,9 @@ def utility_bars(rows: list[dict], metrics: list[str], path: Path) -> Path:
     return _save(fig, path)
 
 
-def share_sweep(shares: Sequence[float], curves: dict[str, tuple[Sequence[float], Sequence[float]]],
-                path: Path) -> Path:
+def share_sweep(
+    shares: Sequence[float], curves: dict[str, tuple[Sequence[float], Sequence[float]]], path: Path
+) -> Path:
     """Metric (mean ± std) against the synthetic share of a fixed-size training set."""
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
     s = np.asarray(shares, dtype=float)
@@ -151,8 +172,9 @@ def share_sweep(shares: Sequence[float], curves: dict[str, tuple[Sequence[float]
 
 def image_grid(rows: list[tuple[str, np.ndarray]], path: Path, *, title: str = "", per_row: int = 8) -> Path:
     """A grid with one labelled row per ``(label, images)`` entry; images (n, 1, H, W) in [-1, 1]."""
-    fig, axes = plt.subplots(len(rows), per_row, figsize=(1.1 * per_row + 1.2, 1.15 * len(rows) + 0.4),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), per_row, figsize=(1.1 * per_row + 1.2, 1.15 * len(rows) + 0.4), squeeze=False
+    )
     for r, (label, imgs) in enumerate(rows):
         for c in range(per_row):
             ax = axes[r, c]
@@ -169,8 +191,14 @@ def image_grid(rows: list[tuple[str, np.ndarray]], path: Path, *, title: str = "
     return _save(fig, path)
 
 
-def pair_gallery(synth: np.ndarray, nearest: np.ndarray, distances: Sequence[float], path: Path, *,
-                 title: str = "Closest synthetic / training pairs") -> Path:
+def pair_gallery(
+    synth: np.ndarray,
+    nearest: np.ndarray,
+    distances: Sequence[float],
+    path: Path,
+    *,
+    title: str = "Closest synthetic / training pairs",
+) -> Path:
     """Columns of (synthetic above, its nearest training image below), labelled with the distance."""
     n = len(synth)
     fig, axes = plt.subplots(2, max(1, n), figsize=(1.3 * max(1, n) + 1, 3.0), squeeze=False)

@@ -31,13 +31,11 @@ PERCENTILE = 5.0     # holdout percentile that defines a near-copy
 MIN_HOLDOUT = 10
 
 
-def _images(s, name: str):
+def _images(s, name: str, min_n: int = 2):
     """(array, keys or None) from a TensorSet or an array."""
     from medfab.evaluation.diversity import check_images
 
-    x = getattr(s, "x", s)
-    keys = getattr(s, "keys", None)
-    return check_images(x, name, min_n=MIN_HOLDOUT if "holdout" in name else 2), keys
+    return check_images(getattr(s, "x", s), name, min_n=min_n), getattr(s, "keys", None)
 
 
 def pixel_vectors(x: np.ndarray, pixel_size: int | None) -> np.ndarray:
@@ -120,7 +118,7 @@ def privacy_audit(real_train, real_holdout, synth, *, features_train=None, featu
     statistics, authenticity, the ``top_k`` closest pairs for a gallery, the per-image NN distances).
     """
     xt, keys = _images(real_train, "the real training images")
-    xh, _ = _images(real_holdout, "the real holdout images")
+    xh, _ = _images(real_holdout, "the real holdout images", MIN_HOLDOUT)   # enough for a 5th percentile
     xs, _ = _images(synth, "the synthetic images")
     if not xt.shape[1:] == xh.shape[1:] == xs.shape[1:]:
         raise MedfabError(f"image shapes differ: train {xt.shape[1:]}, holdout {xh.shape[1:]}, synthetic "

@@ -18,9 +18,9 @@ Shape (``SCHEMA_VERSION`` 1)::
     }
 
 Every number in the file is finite: a value that could not be computed is replaced by
-``{"skipped": "<reason>"}`` (see :func:`clean`), and the file is written with ``allow_nan=False`` so a NaN that
-slipped through fails loudly instead of producing invalid JSON. The family-specific ``data`` shapes are
-documented in :mod:`medfab.evaluation.run`.
+``{"skipped": "<reason>"}`` (see :func:`clean`), and the file is written with ``allow_nan=False`` so a NaN
+that slipped through fails loudly instead of producing invalid JSON. The family-specific ``data`` shapes
+are documented in :mod:`medfab.evaluation.families`.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ FAMILIES = ("fidelity", "diversity", "class", "utility", "privacy")
 class Figure(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    file: str              # relative to the evaluation folder, e.g. "figures/hist_A.png"
+    file: str  # relative to the evaluation folder, e.g. "figures/hist_A.png"
     caption: str = ""
 
 
@@ -55,7 +55,7 @@ class FamilyResult(BaseModel):
 
     status: Literal["ok", "skipped", "error"] = "ok"
     seconds: float = 0.0
-    reason: str | None = None          # why skipped, or the error message
+    reason: str | None = None  # why skipped, or the error message
     data: dict[str, Any] = Field(default_factory=dict)
     figures: list[Figure] = Field(default_factory=list)
 
@@ -121,17 +121,21 @@ def read_results(path: str | Path) -> Results:
     if path.is_dir():
         path = path / "results.json"
     if not path.is_file():
-        raise MedfabError(f"no results.json at {path}",
-                          "give the folder written by `medfab evaluate ... --out EVAL`")
+        raise MedfabError(
+            f"no results.json at {path}", "give the folder written by `medfab evaluate ... --out EVAL`"
+        )
     try:
         raw = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise MedfabError(f"{path} is not valid JSON ({e})", "re-run `medfab evaluate`") from None
     version = raw.get("schema_version") if isinstance(raw, dict) else None
     if raw.get("schema") != SCHEMA or version is None:
-        raise MedfabError(f"{path} is not a medfab evaluation results file",
-                          "give the folder written by `medfab evaluate`")
+        raise MedfabError(
+            f"{path} is not a medfab evaluation results file", "give the folder written by `medfab evaluate`"
+        )
     if version > SCHEMA_VERSION:
-        raise MedfabError(f"{path} has schema version {version}; this medfab reads up to {SCHEMA_VERSION}",
-                          "upgrade medfab to read it")
+        raise MedfabError(
+            f"{path} has schema version {version}; this medfab reads up to {SCHEMA_VERSION}",
+            "upgrade medfab to read it",
+        )
     return Results.model_validate(raw)

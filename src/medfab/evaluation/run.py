@@ -31,6 +31,7 @@ from medfab.errors import MedfabError
 from medfab.evaluation.results import FAMILIES, FamilyResult, Figure, Results, write_results
 
 FEATURE_SETS = ("featurenet", "pixel", "radiomic", "user")
+_PARENT = {"half_a": "real", "half_b": "real", "synth_m": "synth"}  # subsets whose features are sliced
 
 
 class EvalConfig(BaseModel):
@@ -43,21 +44,21 @@ class EvalConfig(BaseModel):
     synthetic: str
     out: str
     size: int = Field(64, ge=16)
-    max_per_class: int | None = Field(None, ge=4)   # cap per class and set (seeded), for speed
+    max_per_class: int | None = Field(None, ge=4)  # cap per class and set (seeded), for speed
     families: list[str] = list(FAMILIES)
     features: list[str] = ["featurenet", "pixel", "radiomic"]  # FD/KID spaces; the first also feeds PRDC
     #                                                           and privacy ("user" is added by --extractor)
-    extractor: str | None = None                     # a user feature extractor file (TorchScript/safetensors)
-    seeds: int = Field(3, ge=1)                      # classifier seeds in the utility study
-    epochs: int = Field(15, ge=1)                    # epochs of every CNN trained here
+    extractor: str | None = None  # a user feature extractor file (TorchScript/safetensors)
+    seeds: int = Field(3, ge=1)  # classifier seeds in the utility study
+    epochs: int = Field(15, ge=1)  # epochs of every CNN trained here
     seed: int = 0
     quick: bool = False
-    n_boot: int = Field(100, ge=10)                  # bootstrap resamples for FD intervals
+    n_boot: int = Field(100, ge=10)  # bootstrap resamples for FD intervals
     kid_subset: int = Field(100, ge=2)
     kid_subsets: int = Field(50, ge=1)
     msssim_pairs: int = Field(200, ge=2)
     shares: list[float] = [0.0, 0.25, 0.5, 0.75, 1.0]
-    gallery: int = Field(8, ge=1)                    # closest pairs / sample images shown per row
+    gallery: int = Field(8, ge=1)  # closest pairs / sample images shown per row
 
     @field_validator("families")
     @classmethod
@@ -79,10 +80,16 @@ class EvalConfig(BaseModel):
         """Apply ``--quick`` (small samples, 1 seed, few epochs, FeatureNet only) and the extractor."""
         upd: dict = {}
         if self.quick:
-            upd = {"max_per_class": min(self.max_per_class or 48, 48), "seeds": 1, "epochs": min(self.epochs, 3),
-                   "n_boot": min(self.n_boot, 10), "kid_subsets": min(self.kid_subsets, 10),
-                   "msssim_pairs": min(self.msssim_pairs, 24), "shares": [0.0, 0.5, 1.0],
-                   "features": [f for f in self.features if f != "radiomic"] or ["featurenet"]}
+            upd = {
+                "max_per_class": min(self.max_per_class or 48, 48),
+                "seeds": 1,
+                "epochs": min(self.epochs, 3),
+                "n_boot": min(self.n_boot, 10),
+                "kid_subsets": min(self.kid_subsets, 10),
+                "msssim_pairs": min(self.msssim_pairs, 24),
+                "shares": [0.0, 0.5, 1.0],
+                "features": [f for f in self.features if f != "radiomic"] or ["featurenet"],
+            }
         feats = list(upd.get("features", self.features))
         if self.extractor and "user" not in feats:
             feats.append("user")
@@ -98,12 +105,13 @@ class Context:
 
     cfg: EvalConfig
     out: Path
-    real: TensorSet          # real training set (capped)
-    test: TensorSet          # real test set (capped)
-    synth: TensorSet         # synthetic set (capped)
-    half_a: TensorSet        # reference real half
-    half_b: TensorSet        # the other real half: the real-vs-real baseline
-    synth_m: TensorSet       # synthetic subset with half B's class counts: same sample sizes as the baseline
+    real: TensorSet  # real training set (capped)
+    test: TensorSet  # real test set (capped)
+    synth: TensorSet  # synthetic set (capped)
+    half_a: TensorSet  # reference real half
+    half_b: TensorSet  # the other real half: the real-vs-real baseline
+    synth_m: TensorSet  # synthetic subset with half B's class counts: same sample sizes as the baseline
+    #                     (both capped per class at min(half B, synthetic))
     step: Callable[[str], None] = lambda s: None
     extractors: dict = field(default_factory=dict)
     _feat: dict = field(default_factory=dict)
@@ -115,13 +123,22 @@ class Context:
     def features(self, space: str, which: str) -> np.ndarray:
         """Features (N, F) of set ``which`` ("real", "test", "synth", "half_a", "half_b", "synth_m")."""
         key = (space, which)
-        if key not in self._feat:
-            self.step(f"{space} features of {which}")
-            ext = self.extractors.get(space)
-            if ext is None:
-                from medfab.evaluation.families import make_extractor
+        if key in self._feat:
+            return self._feat[key]
+        parent = _PARENT.get(which)
+        if (space, parent) in self._feat:  # a subset of a set already extracted: slice, don't extract twice
+            pos = {k: i for i, k in enumerate(getattr(self, parent).keys)}
+            if len(pos) == len(getattr(self, parent).keys):  # keys unique, so rows are well defined
+                self._feat[key] = self._feat[(space, parent)][[pos[k] for k in getattr(self, which).keys]]
+                return self._feat[key]
+        ext = self.extractors.get(space)
+        if ext is None:
+            from medfab.evaluation.families import make_extractor
 
-                ext = self.extractors[space] = make_extractor(space, self)
+            self.step(f"fitting the {space} feature extractor")
+            ext = self.extractors[space] = make_extractor(space, self)
+        if key not in self._feat:  # make_extractor may have stored the real set's features already
+            self.step(f"{space} features of {which}")
             self._feat[key] = np.asarray(ext.transform(getattr(self, which).x), dtype=np.float64)
         return self._feat[key]
 
@@ -135,16 +152,23 @@ def load_sets(cfg: EvalConfig, *, progress: bool = True) -> tuple[TensorSet, Ten
     from medfab.evaluation.baseline import cap_per_class
 
     sets = {}
-    for name, path in (("real train", cfg.real_train), ("real test", cfg.real_test),
-                       ("synthetic", cfg.synthetic)):
+    for name, path in (
+        ("real train", cfg.real_train),
+        ("real test", cfg.real_test),
+        ("synthetic", cfg.synthetic),
+    ):
         if not Path(path).exists():
-            raise MedfabError(f"the {name} folder {path} does not exist",
-                              "give a folder with one sub-folder of images per class")
+            raise MedfabError(
+                f"the {name} folder {path} does not exist",
+                "give a folder with one sub-folder of images per class",
+            )
         sets[name] = load_tensors(path, size=cfg.size, progress=progress)
     train, test, synth = check_compatible(sets["real train"], sets["real test"], sets["synthetic"])
-    return (cap_per_class(train, cfg.max_per_class, seed=cfg.seed),
-            cap_per_class(test, cfg.max_per_class, seed=cfg.seed + 1),
-            cap_per_class(synth, cfg.max_per_class, seed=cfg.seed + 2))
+    return (
+        cap_per_class(train, cfg.max_per_class, seed=cfg.seed),
+        cap_per_class(test, cfg.max_per_class, seed=cfg.seed + 1),
+        cap_per_class(synth, cfg.max_per_class, seed=cfg.seed + 2),
+    )
 
 
 def check_compatible(train: TensorSet, test: TensorSet, synth: TensorSet) -> tuple[TensorSet, ...]:
@@ -157,8 +181,9 @@ def check_compatible(train: TensorSet, test: TensorSet, synth: TensorSet) -> tup
         extra = sorted(set(ts.classes) - set(train.classes))
         missing = sorted(set(train.classes) - set(ts.classes))
         if extra or missing:
-            parts = ([f"only in {name}: {extra}"] if extra else []) + \
-                    ([f"missing from {name}: {missing}"] if missing else [])
+            parts = ([f"only in {name}: {extra}"] if extra else []) + (
+                [f"missing from {name}: {missing}"] if missing else []
+            )
             raise MedfabError(
                 f"class names differ between real train {train.classes} and {name} {sorted(ts.classes)} "
                 f"({'; '.join(parts)})",
@@ -168,9 +193,10 @@ def check_compatible(train: TensorSet, test: TensorSet, synth: TensorSet) -> tup
     for name, ts in (("real train", train), ("real test", test), ("synthetic", synth)):
         few = [c for c, n in ts.counts().items() if n < 2]
         if few:
-            raise MedfabError(f"{name} has fewer than 2 images of class(es) {few}",
-                              "every class needs at least 2 images in each set (a few hundred for stable "
-                              "figures)")
+            raise MedfabError(
+                f"{name} has fewer than 2 images of class(es) {few}",
+                "every class needs at least 2 images in each set (a few hundred for stable figures)",
+            )
     return train, test.with_classes(train.classes), synth.with_classes(train.classes)
 
 
@@ -183,27 +209,46 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> Results:
     cfg = cfg.resolved()
     out = Path(cfg.out)
     extractors = {}
-    if cfg.extractor:   # a bad extractor file is bad input: stop before hours of work
+    if cfg.extractor:  # a bad extractor file is bad input: stop before hours of work
         from medfab.evaluation.features.user_extractor import load_extractor
 
         if not Path(cfg.extractor).is_file():
-            raise MedfabError(f"extractor file {cfg.extractor} does not exist",
-                              "give a TorchScript (.pt) or safetensors (+ .json sidecar) feature extractor")
+            raise MedfabError(
+                f"extractor file {cfg.extractor} does not exist",
+                "give a TorchScript (.pt) or safetensors (+ .json sidecar) feature extractor",
+            )
         extractors["user"] = load_extractor(cfg.extractor)
     real, test, synth = load_sets(cfg, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "errors.log").unlink(missing_ok=True)  # a re-run must not show the tracebacks of the last one
     (out / "eval_config.json").write_text(json.dumps(cfg.model_dump(), indent=1))
     half_a, half_b = split_halves(real, seed=cfg.seed)
-    synth_m = match_counts(synth, half_b.counts(), seed=cfg.seed)
+    # equal sizes per class for both comparisons with half A (a small synthetic class shrinks half B too)
+    n = {c: min(half_b.counts()[c], synth.counts()[c]) for c in real.classes}
+    half_b, synth_m = match_counts(half_b, n, seed=cfg.seed), match_counts(synth, n, seed=cfg.seed)
     ctx = Context(cfg, out, real, test, synth, half_a, half_b, synth_m, extractors=extractors)
 
-    res = Results(medfab_version=medfab.__version__, config=cfg.model_dump(), classes=real.classes,
-                  counts={"real_train": real.counts(), "real_test": test.counts(), "synthetic": synth.counts(),
-                          "real_half_a": half_a.counts(), "real_half_b": half_b.counts(),
-                          "synthetic_matched": synth_m.counts()})
+    res = Results(
+        medfab_version=medfab.__version__,
+        config=cfg.model_dump(),
+        classes=real.classes,
+        counts={
+            "real_train": real.counts(),
+            "real_test": test.counts(),
+            "synthetic": synth.counts(),
+            "real_half_a": half_a.counts(),
+            "real_half_b": half_b.counts(),
+            "synthetic_matched": synth_m.counts(),
+        },
+    )
     res.samples = [Figure(file=str(p.relative_to(out)), caption=c) for p, c in fam.sample_grids(ctx)]
-    runners = {"fidelity": fam.fidelity, "diversity": fam.diversity, "class": fam.class_fidelity_family,
-               "utility": fam.utility, "privacy": fam.privacy}
+    runners = {
+        "fidelity": fam.fidelity,
+        "diversity": fam.diversity,
+        "class": fam.class_fidelity_family,
+        "utility": fam.utility,
+        "privacy": fam.privacy,
+    }
     with _progress(progress) as bar:
         task = bar.add_task("evaluate", total=len(cfg.families))
         for name in cfg.families:
@@ -211,17 +256,19 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> Results:
             ctx.step("starting")
             res.families[name] = run_family(name, runners[name], ctx)
             bar.advance(task)
-            write_results(res, out / "results.json")   # partial results survive an interrupted run
+            write_results(res, out / "results.json")  # partial results survive an interrupted run
             status = res.families[name]
             colour = {"ok": "green", "skipped": "yellow", "error": "red"}[status.status]
-            bar.console.print(f"[{colour}]{status.status:>7}[/] {name} ({status.seconds:.1f} s)"
-                              + (f": {status.reason}" if status.reason else ""))
+            bar.console.print(
+                f"[{colour}]{status.status:>7}[/] {name} ({status.seconds:.1f} s)"
+                + (f": {status.reason}" if status.reason else "")
+            )
     write_results(res, out / "results.json")
     return res
 
 
 def run_family(name: str, fn: Callable[[Context], tuple[dict, list]], ctx: Context) -> FamilyResult:
-    """Run one family; a MedfabError (e.g. too few images) marks it skipped, any other error marks it failed."""
+    """Run one family: a MedfabError (e.g. too few images) marks it skipped, any other error failed."""
     t0 = time.perf_counter()
     try:
         data, figs = fn(ctx)
@@ -232,14 +279,24 @@ def run_family(name: str, fn: Callable[[Context], tuple[dict, list]], ctx: Conte
     except Exception as e:  # noqa: BLE001 - one broken family must not lose the others' results
         with open(ctx.out / "errors.log", "a") as f:
             f.write(f"--- {name}\n{traceback.format_exc()}\n")
-        return FamilyResult(status="error", seconds=time.perf_counter() - t0,
-                            reason=f"{type(e).__name__}: {e} (traceback in errors.log)")
+        return FamilyResult(
+            status="error",
+            seconds=time.perf_counter() - t0,
+            reason=f"{type(e).__name__}: {e} (traceback in errors.log)",
+        )
 
 
 def _progress(enabled: bool):
     from rich.console import Console
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
-                    "{task.total}"), TimeElapsedColumn(), console=Console(stderr=True), disable=not enabled,
-                    transient=False)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+        transient=False,
+    )

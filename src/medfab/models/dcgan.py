@@ -133,7 +133,7 @@ class GANBase(GenerativeModel):
         device = next(net.parameters()).device
         x = net(self._sample_z(len(y), device, generator), y.to(device))   # (B, C, S, S[, S])
         net.train(was_training)
-        return x.clamp(-1, 1)
+        return x.float().clamp(-1, 1)   # float32 even under autocast
 
 
 class DCGAN(GANBase):

@@ -216,7 +216,7 @@ class Pix2Pix(GenerativeModel):
         device = next(net.parameters()).device
         x = net(self._g_input(self._upsample(m.to(device)), y.to(device), generator))
         net.train(was_training)
-        return x.clamp(-1, 1)
+        return x.float().clamp(-1, 1)   # float32 even under autocast
 
     @torch.no_grad()
     def generate(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

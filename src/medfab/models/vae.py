@@ -156,4 +156,4 @@ class ConditionalVAE(GenerativeModel):
     def generate(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         device = next(self.parameters()).device
         z = blocks.randn((len(y), self.config.latent_dim), generator, device) * self.config.temperature
-        return self.decode(z, y.to(device)).clamp(-1, 1)
+        return self.decode(z, y.to(device)).float().clamp(-1, 1)

@@ -135,26 +135,27 @@ def build_atlas() -> Atlas:
 
 
 def sample_maps(atlas: Atlas, q_mm: np.ndarray) -> np.ndarray:
-    """Trilinear samples of every atlas channel at world positions ``q_mm`` (3, N) -> (C, N) float64.
+    """Trilinear samples of every atlas channel at world positions ``q_mm`` (3, N) -> (C, N) float32.
 
     Written out with eight gathers on the channels-last array: several times faster than one
-    scipy.ndimage.map_coordinates call per channel, and exactly reproducible.
+    scipy.ndimage.map_coordinates call per channel, and exactly reproducible (fixed summation order).
     """
     maps = atlas.maps
     shape = np.asarray(maps.shape[:3])
-    vox = (q_mm - atlas.origin_mm[:, None]) / VOXEL_MM                 # (3, N) voxel coordinates
-    vox = np.clip(vox, 0, (shape - 1.001)[:, None])                     # the border holds the fill values
-    i0 = vox.astype(np.int64)                                           # floor, since vox >= 0
-    w1 = vox - i0                                                       # (3, N) weight of the upper corner
-    flat = maps.reshape(-1, maps.shape[3])                              # (V, C)
-    strides = np.array([shape[1] * shape[2], shape[2], 1])
-    base = (i0 * strides[:, None]).sum(0)                               # (N,)
-    out = np.zeros((q_mm.shape[1], maps.shape[3]), dtype=np.float64)   # (N, C)
+    vox = ((q_mm - atlas.origin_mm[:, None]) / VOXEL_MM).astype(np.float32)   # (3, N) voxel coordinates
+    vox = np.clip(vox, 0, (shape - 1.001)[:, None].astype(np.float32))      # the border holds fill values
+    i0 = vox.astype(np.int64)                                               # floor, since vox >= 0
+    w1 = vox - i0                                                           # (3, N) upper-corner weights
+    w0 = 1 - w1
+    flat = maps.reshape(-1, maps.shape[3])                                  # (V, C)
+    strides = (shape[1] * shape[2], shape[2], 1)
+    base = i0[0] * strides[0] + i0[1] * strides[1] + i0[2]                  # (N,)
+    out = np.zeros((q_mm.shape[1], maps.shape[3]), dtype=np.float32)       # (N, C)
     for dx in (0, 1):
-        wx = w1[0] if dx else 1 - w1[0]
+        wx = w1[0] if dx else w0[0]
         for dy in (0, 1):
-            wxy = wx * (w1[1] if dy else 1 - w1[1])
+            wxy = wx * (w1[1] if dy else w0[1])
             for dz in (0, 1):
-                w = wxy * (w1[2] if dz else 1 - w1[2])
-                out += w[:, None] * flat[base + dx * strides[0] + dy * strides[1] + dz]
+                w = wxy * (w1[2] if dz else w0[2])
+                out += w[:, None] * flat[base + (dx * strides[0] + dy * strides[1] + dz)]
     return out.T

@@ -85,7 +85,7 @@ def proportions(task: str, balance: str) -> np.ndarray:
 
 
 def class_counts(n: int, task: str, balance: str) -> np.ndarray:
-    """Images per class (K,) summing to ``n``: largest-remainder rounding, at least 2 per class."""
+    """Images per class (K,) summing to ``n``: largest-remainder rounding, then at least 2 per class."""
     p = proportions(task, balance)
     k = len(p)
     if n < MIN_PER_CLASS * k:
@@ -93,10 +93,13 @@ def class_counts(n: int, task: str, balance: str) -> np.ndarray:
             f"n={n} is too small for {k} classes",
             f"ask for at least {MIN_PER_CLASS * k} images (--n) so that every class gets {MIN_PER_CLASS}",
         )
-    # Reserve the minimum first, then share the rest by proportion so rare classes are never empty.
-    rest = n - MIN_PER_CLASS * k
-    exact = p * rest
+    exact = p * n
     counts = np.floor(exact).astype(np.int64)
     order = np.argsort(-(exact - counts), kind="stable")
-    counts[order[: rest - counts.sum()]] += 1
-    return counts + MIN_PER_CLASS
+    counts[order[: n - counts.sum()]] += 1
+    # Lift rare classes to the minimum, one image at a time, from the class most above its exact share.
+    while counts.min() < MIN_PER_CLASS:
+        donor = int(np.argmax(np.where(counts > MIN_PER_CLASS, counts - exact, -np.inf)))
+        counts[donor] -= 1
+        counts[int(np.argmin(counts))] += 1
+    return counts

@@ -71,11 +71,12 @@ def tumour_distance(t: TumourParams, q: np.ndarray) -> np.ndarray:
     """Irregular distance (N,) from the lesion centre, in units of the rim radius (1 = tumour edge)."""
     d = q - t.centre_mm[:, None]
     r = np.sqrt((d**2).sum(0))
-    box = 2.0 * t.r_oedema_mm
-    near = np.flatnonzero(r < box)                               # the outline only matters near the lesion
+    # The control grid spans the tumour itself (a few lobes across it); beyond it the field is clamped.
+    box = 1.3 * t.r_rim_mm
+    near = np.flatnonzero(r < 2.5 * t.r_oedema_mm)               # the outline only matters near the lesion
     wobble = np.zeros_like(r)
     wobble[near] = smooth_field(t.shape, (d[:, near] + box) / (2 * box))   # in [-1, 1]: lobulated outline
-    return r / (t.r_rim_mm * (1 + 0.22 * wobble))
+    return r / (t.r_rim_mm * (1 + 0.35 * wobble))
 
 
 def mass_effect(t: TumourParams, q: np.ndarray) -> np.ndarray:

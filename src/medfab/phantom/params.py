@@ -25,7 +25,7 @@ SEVERITY_SPREAD = 0.17
 VENT_MM, EROSION_MM, SULCAL_MM, TEMPORAL_LOSS = 5.0, 1.6, 1.6, 0.45
 
 # Tissue intensities (relative to white matter in T1) per contrast: (csf, gm, wm).
-TISSUE = {"t1": (0.12, 0.52, 0.86), "t2": (0.95, 0.55, 0.38)}
+TISSUE = {"t1": (0.08, 0.45, 0.88), "t2": (0.95, 0.55, 0.36)}
 # Lesion intensities: (necrotic core, enhancing rim, oedema); T1 is post-contrast (bright rim).
 LESION = {"t1": (0.14, 0.97, 0.62), "t2": (0.92, 0.62, 0.80)}
 
@@ -72,11 +72,6 @@ class SubjectParams:
     def fov_mm(self) -> float:
         return FOV_MM
 
-    @property
-    def z_level_mm(self) -> float:
-        """Template z of the central plane: the ventricles' level (like the Kaggle mid-axial slices)."""
-        return float(load_atlas().centre_mm[2]) + self.slice_offset_mm
-
 
 def subject_seed(seed: int, index: int) -> int:
     """Independent seed for subject ``index`` of a cohort with ``seed`` (order- and worker-independent)."""
@@ -96,8 +91,10 @@ def _tumour(rng: np.random.Generator, dims: int, z_plane: float) -> TumourParams
         else:
             c[2] = rng.uniform(atlas.centre_mm[2] - 35, atlas.centre_mm[2] + 35)
         depth = float(sample_maps(atlas, c[:, None])[d_out, 0])
-        if depth > max(6.0, 0.5 * r_rim):
+        if depth > max(6.0, 0.5 * r_rim):       # inside the brain, not just under the surface
             break
+    else:  # practically unreachable (half the box is deep brain); keep the lesion in the white matter
+        c = atlas.centre_mm + np.array([rng.choice([-25.0, 25.0]), 0.0, 0.0])
     return TumourParams(
         centre_mm=c,
         r_core_mm=r_rim * float(rng.uniform(0.25, 0.7)),
@@ -124,7 +121,8 @@ def sample_params(task: str, label: str, label_index: int, *, dims: int, size: i
     temporal_loss = float(np.clip(TEMPORAL_LOSS * s_pos * rng.lognormal(0, 0.25), 0, 0.9))
     scale = float(rng.normal(1.0, 0.04)) * rng.normal(1.0, 0.02, 3)
     rotation = np.array([rng.normal(0, 4.0), rng.normal(0, 2.0)])
-    slice_offset = float(rng.uniform(-4.0, 4.0) if task == "alzheimer" else rng.uniform(-14.0, 22.0))
+    # Br35H slices come from many levels; the Kaggle Alzheimer slices and 3D volumes are centred.
+    slice_offset = float(rng.uniform(-14.0, 22.0) if (task == "tumor" and dims == 2) else rng.uniform(-4.0, 4.0))
     deformation_mm = float(rng.uniform(1.5, 4.0))
     # The cubic B-spline averages neighbouring control points: x2.7 makes deformation_mm the RMS displacement.
     displacement = rng.normal(0, 2.7 * deformation_mm, (3, DEFORM_GRID, DEFORM_GRID, DEFORM_GRID))

@@ -16,6 +16,7 @@ from medfab.phantom.params import SubjectParams
 
 SOFT_MM = 0.7         # width of the partial-volume edge of every moved boundary
 SHELL_MM = 6.0        # depth of the outer shell in which the cortical-thickness proxy is measured
+SULCAL_BASE_MM = 0.8  # the averaged template blurs sulci shut; reopen them a little in every subject
 
 
 def _sig(x: np.ndarray) -> np.ndarray:
@@ -31,7 +32,7 @@ def _tissues(p: SubjectParams, m: np.ndarray) -> dict[str, np.ndarray]:
     gm, wm = gm / tot, wm / tot
     csf = np.where(empty, 1.0, csf / tot)
     # Sulcal widening: CSF grows into the neighbouring grey matter.
-    lost = _sig((p.sulcal_mm - d_sulc - 1.0) / 0.6) * gm
+    lost = _sig((SULCAL_BASE_MM + p.sulcal_mm - d_sulc - 1.0) / 0.6) * gm
     # Medial-temporal / hippocampal atrophy: grey matter in the temporal region turns to CSF.
     lost = lost + p.temporal_loss * temporal * (gm - lost)
     gm, csf = gm - lost, csf + lost

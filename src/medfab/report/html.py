@@ -35,22 +35,25 @@ from medfab.report import verdicts as V
 
 _HERE = Path(__file__).parent
 
-_TITLES = {"fidelity": "Fidelity: do synthetic images look like real ones?",
-           "diversity": "Diversity: do they vary as much as real ones?",
-           "class": "Class fidelity: do they show the requested class?",
-           "utility": "Utility: does training on them help a classifier on real data?",
-           "privacy": "Privacy: are they copies of training images?"}
+_TITLES = {
+    "fidelity": "Fidelity: do synthetic images look like real ones?",
+    "diversity": "Diversity: do they vary as much as real ones?",
+    "class": "Class fidelity: do they show the requested class?",
+    "utility": "Utility: does training on them help a classifier on real data?",
+    "privacy": "Privacy: are they copies of training images?",
+}
 _INTROS = {
-    "fidelity": "Intensity histograms, brain mass and Fréchet / kernel distances between feature distributions. "
-                "Each synthetic figure sits beside the same figure for two disjoint halves of the real data.",
+    "fidelity": "Intensity histograms, brain mass and Fréchet / kernel distances between feature "
+    "distributions. Each synthetic figure sits beside the same figure for two disjoint halves of the real "
+    "data.",
     "diversity": "MS-SSIM between random pairs within a class (higher = more alike) and precision / recall / "
-                 "density / coverage of the synthetic features against real ones.",
+    "density / coverage of the synthetic features against real ones.",
     "class": "A CNN trained on real images classifies each synthetic image; a good generator's images are "
-             "recognised about as often as real test images.",
-    "utility": "One small CNN per training set and seed, always tested on the real test set (train synthetic, "
-               "test real). Rows: model x training data; columns: metrics as mean ± std over seeds.",
+    "recognised about as often as real test images.",
+    "utility": "One small CNN per training set and seed, always tested on the real test set (train "
+    "synthetic, test real). Rows: model x training data; columns: metrics as mean ± std over seeds.",
     "privacy": "Distances from synthetic images to their nearest training image, compared with held-out real "
-               "images, and a membership-inference attack.",
+    "images, and a membership-inference attack.",
 }
 
 
@@ -95,28 +98,52 @@ def render_report(eval_dir: str | Path, *, title: str = "medfab evaluation repor
         sections.append(anomaly)
     samples = [_figure(eval_dir, fig["file"], fig.get("caption", "")) for fig in res.get("samples", [])]
     warnings = [v for s in sections for v in s.verdicts if v.level in ("warn", "bad")]
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(_HERE)), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(_HERE)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     return env.get_template("template.html").render(
-        title=title, css=(_HERE / "style.css").read_text(), res=res, cards=V.headline(res),
-        counts=T.counts(res), sections=sections, samples=[s for s in samples if s],
-        warnings=warnings, config=json.dumps(res.get("config", {}), indent=1),
-        status_rows=[(s.id, s.title.split(":")[0], s.status, s.reason, s.seconds) for s in sections])
+        title=title,
+        css=(_HERE / "style.css").read_text(),
+        res=res,
+        cards=V.headline(res),
+        counts=T.counts(res),
+        sections=sections,
+        samples=[s for s in samples if s],
+        warnings=warnings,
+        config=json.dumps(res.get("config", {}), indent=1),
+        status_rows=[(s.id, s.title.split(":")[0], s.status, s.reason, s.seconds) for s in sections],
+    )
 
 
 def _family_section(name: str, res: dict, eval_dir: Path) -> Section:
     fam = res["families"][name]
-    sec = Section(id=name, title=_TITLES.get(name, name), intro=_INTROS.get(name, ""), status=fam["status"],
-                  reason=fam.get("reason") or "", seconds=fam.get("seconds", 0.0))
+    sec = Section(
+        id=name,
+        title=_TITLES.get(name, name),
+        intro=_INTROS.get(name, ""),
+        status=fam["status"],
+        reason=fam.get("reason") or "",
+        seconds=fam.get("seconds", 0.0),
+    )
     if fam["status"] != "ok":
         return sec
     d = fam["data"]
     sec.verdicts = V.SECTIONS[name](res) if name in V.SECTIONS else []
-    builders = {"fidelity": lambda: T.fidelity(d), "diversity": lambda: T.diversity(d),
-                "class": lambda: T.class_fidelity(d, res["classes"]), "utility": lambda: T.utility(d),
-                "privacy": lambda: T.privacy(d)}
+    builders = {
+        "fidelity": lambda: T.fidelity(d),
+        "diversity": lambda: T.diversity(d),
+        "class": lambda: T.class_fidelity(d, res["classes"]),
+        "utility": lambda: T.utility(d),
+        "privacy": lambda: T.privacy(d),
+    }
     sec.tables = builders[name]() if name in builders else []
-    sec.figures = [f for f in (_figure(eval_dir, g["file"], g.get("caption", "")) for g in fam["figures"]) if f]
+    sec.figures = [
+        f for f in (_figure(eval_dir, g["file"], g.get("caption", "")) for g in fam["figures"]) if f
+    ]
     return sec
 
 
@@ -124,8 +151,11 @@ def _anomaly_section(eval_dir: Path) -> Section | None:
     path = eval_dir / "anomaly" / "results.json"
     if not path.is_file():
         return None
-    sec = Section(id="anomaly", title="Anomaly detection",
-                  intro="Reconstruction-error anomaly detection, by method and kind of training data.")
+    sec = Section(
+        id="anomaly",
+        title="Anomaly detection",
+        intro="Reconstruction-error anomaly detection, by method and kind of training data.",
+    )
     try:
         raw = json.loads(path.read_text())
     except json.JSONDecodeError as e:
@@ -154,6 +184,6 @@ def _figure(base: Path, file: str, caption: str) -> FigureView | None:
     if not p.is_file():
         return None
     data = p.read_bytes()
-    if not data.startswith(b"\x89PNG"):   # only PNGs are embedded; anything else is left out
+    if not data.startswith(b"\x89PNG"):  # only PNGs are embedded; anything else is left out
         return None
     return FigureView("data:image/png;base64," + base64.b64encode(data).decode("ascii"), caption)

@@ -38,7 +38,7 @@ def build_model_card(*, run_configs: dict[str, dict[str, Any]], generated: dict[
     return {
         "kind": "medfab synthetic image set",
         "synthetic": True,
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "medfab_version": __version__,
         "models": models,
         "model_config": first.get("model"),

@@ -23,8 +23,14 @@ from medfab.data.tensors import TensorSet
 from medfab.errors import MedfabError
 from medfab.training import checkpoint as ckpt
 from medfab.training.batches import BatchPlan
-from medfab.training.distributed import (DistInfo, broadcast_flags, init_distributed, unwrap_ddp, unwrapped,
-                                         wrap_ddp)
+from medfab.training.distributed import (
+    DistInfo,
+    broadcast_flags,
+    init_distributed,
+    unwrap_ddp,
+    unwrapped,
+    wrap_ddp,
+)
 
 # What must match for a run folder to be resumed (anything else, e.g. lr, may change between sessions).
 _COMPAT_FIELDS = ("name", "image_size", "channels", "spatial_dims", "num_classes")
@@ -94,7 +100,8 @@ def _step_seed(seed: int, step: int, rank: int) -> int:
 
 
 def _is_oom(e: BaseException) -> bool:
-    return isinstance(e, (MemoryError, torch.OutOfMemoryError)) or "out of memory" in str(e).lower()
+    # torch.OutOfMemoryError (torch >= 2.5) is a RuntimeError whose text says "out of memory".
+    return isinstance(e, MemoryError) or "out of memory" in str(e).lower()
 
 
 def fit(
@@ -137,9 +144,6 @@ def fit(
                   "data": {**config.get("data", {}), "classes": list(data.classes), "counts": data.counts(),
                            "shape": list(data.x.shape[1:])}}
     _check_resumable(out, run_config)
-    if info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        ckpt.atomic_write_json(out / "config.json", run_config)
 
     model.to(info.device).train()
     optimizers = model.configure_optimizers()
@@ -148,6 +152,9 @@ def fit(
     if latest is not None:
         meta = ckpt.load_checkpoint(latest, model, optimizers, restore_rng=True)
         step, nimg, seconds0 = meta["step"], meta["nimg"], meta["train_seconds"]
+    if info.is_main:                            # only once the checkpoint (if any) has proven to fit
+        out.mkdir(parents=True, exist_ok=True)
+        ckpt.atomic_write_json(out / "config.json", run_config)
     wrap_ddp(model, info)
 
     loop = _Loop(model, optimizers, data, out, info, run_config, B, seed, step, nimg, seconds0,
@@ -249,9 +256,9 @@ class _Loop:
                     for k, v in losses.items():
                         sums[k] = sums.get(k, 0.0) + float(v)
                     n_sum += 1
-                    bar.update((self.nimg - t_before) if by_kimg else 0)
                     if not by_kimg:
-                        bar.n = min(total, self.seconds())
+                        bar.n = min(total, round(self.seconds()))
+                    bar.update((self.nimg - t_before) if by_kimg else 0)
                     if self.step % log_every == 0:
                         now = time.perf_counter()
                         row = {k: v / n_sum for k, v in sums.items()}

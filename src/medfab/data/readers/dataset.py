@@ -9,6 +9,8 @@ Layouts understood::
     data.npz                                  MedMNIST keys: train_images, train_labels, ...
 
 Inside a class folder files may sit in sub-folders (e.g. one folder per DICOM series or per subject).
+``Sample.subject`` comes from the CSV's ``subject`` column (kept as written: use pseudonyms there) or,
+for DICOM, from a one-way hash of PatientID (see :mod:`.dicom`); otherwise it is None.
 Nothing is decoded here except DICOM/NIfTI headers, so listing thousands of files is fast.
 """
 

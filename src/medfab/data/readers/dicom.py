@@ -12,7 +12,8 @@
 Privacy: patient metadata (PatientName, PatientID, dates, ...) never leaves this module. The only thing
 kept is :func:`subject_hash` of PatientID, used to keep one patient's images on one side of a split. It
 is a salted SHA-256, truncated to 16 hex digits: one-way, but short IDs can be found by trying every
-candidate ID, so treat the hashes as pseudonyms, not as anonymous.
+candidate ID, so treat the hashes as pseudonyms, not as anonymous. File and folder names do reach
+outputs (sample keys): name files without patient identifiers.
 """
 
 from __future__ import annotations

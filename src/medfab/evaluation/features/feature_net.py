@@ -47,7 +47,7 @@ class FeatureNet:
 
     @classmethod
     def fit(cls, real, seed: int = 0, epochs: int = 15, *, width: int = 16, batch_size: int = 64,
-            progress: bool = False) -> "FeatureNet":
+            progress: bool = False) -> FeatureNet:
         """Train on a real :class:`~medfab.data.tensors.TensorSet` (class-weighted, augmented, seeded)."""
         from medfab.evaluation.classifier import embed, train_classifier
 
@@ -77,7 +77,7 @@ class FeatureNet:
         return d
 
     @classmethod
-    def load(cls, directory: str | Path) -> "FeatureNet":
+    def load(cls, directory: str | Path) -> FeatureNet:
         from safetensors.torch import load_file
 
         from medfab.evaluation.classifier import SmallCNN

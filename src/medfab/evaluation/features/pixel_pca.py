@@ -41,7 +41,7 @@ class PixelPCA:
                               "use the 'featurenet' extractor for 3D volumes")
         return downsample(x, min(self.size, x.shape[2], x.shape[3])).astype(np.float64)
 
-    def fit(self, real_x: np.ndarray) -> "PixelPCA":
+    def fit(self, real_x: np.ndarray) -> PixelPCA:
         self.fit_transform(real_x)
         return self
 

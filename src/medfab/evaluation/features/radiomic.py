@@ -106,7 +106,7 @@ def _skimage_rows(images: np.ndarray, masks: np.ndarray, bin_width: float) -> np
     from scipy import stats
     from skimage.feature import graycomatrix, graycoprops
 
-    levels = int(round(2.0 / bin_width))
+    levels = round(2.0 / bin_width)
     out = []
     for img, mask in zip(images, masks):
         v = img[mask].astype(np.float64)
@@ -194,7 +194,7 @@ class RadiomicFeatures:
                 f = np.concatenate(list(rows))
         return np.nan_to_num(f, nan=0.0, posinf=0.0, neginf=0.0)
 
-    def fit(self, real_x: np.ndarray) -> "RadiomicFeatures":
+    def fit(self, real_x: np.ndarray) -> RadiomicFeatures:
         self.fit_transform(real_x)
         return self
 

@@ -88,7 +88,7 @@ def _build_network(spec: dict):
         from medfab.evaluation.classifier import SmallCNN
 
         return SmallCNN(**kwargs), (lambda m, x: m.features(x))
-    import monai.networks.nets as nets
+    from monai.networks import nets
 
     cls = getattr(nets, str(name), None)
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):

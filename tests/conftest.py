@@ -1,0 +1,16 @@
+"""Shared test set-up: tests never touch the user's cache and never need real data or a GPU."""
+
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    # Preprocessed-tensor cache in a per-session temp folder, not ~/.cache/medfab.
+    monkeypatch.setenv("MEDFAB_CACHE", str(tmp_path_factory.getbasetemp() / "medfab_cache"))
+
+
+# Small matrix products on a 2-core machine run far faster with one BLAS thread.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "2")
