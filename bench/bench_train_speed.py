@@ -86,12 +86,12 @@ def main() -> None:
             ratio = statistics.median(r / o for r, o in zip(t_ref, t_our))
             ips_ref, ips_our = n_img / statistics.median(t_ref), n_img / statistics.median(t_our)
             rows.append((name, size, ips_ref, ips_our, ratio))
-            print(f"{name:8s} {size:4d}px  ref {rows[-1][2]:7.1f} img/s  medfab {rows[-1][3]:7.1f} img/s  "
+            print(f"{name:8s} {size:4d}px  ref {rows[-1][2]:7.2f} img/s  medfab {rows[-1][3]:7.2f} img/s  "
                   f"ratio {ratio:.2f}", flush=True)
     print(f"\ntraining images/s, batch {args.batch}, {args.threads} threads, median of {args.rounds} rounds")
     print(f"{'model':8s} {'size':>5s} {'reference':>10s} {'medfab':>10s} {'medfab/ref':>11s}")
     for name, size, r, o, ratio in rows:
-        print(f"{name:8s} {size:5d} {r:10.1f} {o:10.1f} {ratio:11.2f}")
+        print(f"{name:8s} {size:5d} {r:10.2f} {o:10.2f} {ratio:11.2f}")
 
 
 if __name__ == "__main__":

@@ -109,6 +109,24 @@ def test_non_finite_loss_is_returned_not_stepped(name):
     assert changed == []
 
 
+@pytest.mark.parametrize(("name", "extra"), [
+    ("dcgan", {"loss": "ns", "r1_gamma": 1.0, "d_norm": "batch", "d_spectral_norm": False, "diffaug": "none"}),
+    ("vae", {"recon": "gaussian", "ema": True}),
+    ("pix2pix", {"d_norm": "batch", "d_spectral_norm": False, "ema": False}),
+    ("wgan-gp", {"critic_norm": "group", "drift": 0.0}),
+])
+def test_non_default_options_train(name, extra):
+    torch.manual_seed(0)
+    model = _build(name, **extra)
+    opt = model.configure_optimizers()
+    x, y = _batch()
+    out = model.train_step(x, y, 0, opt)
+    assert all(math.isfinite(v) for v in out.values())
+    if name == "dcgan":
+        assert out["r1"] > 0
+    assert _gen(model, y, 0).shape == (4, 1, 32, 32)
+
+
 @pytest.mark.parametrize("name", ["dcgan", "vae"])
 def test_3d_volumes(name):
     torch.manual_seed(0)

@@ -10,7 +10,13 @@ import pytest
 
 from medfab.errors import MedfabError
 from medfab.phantom import (
-    CLASSES, COLUMNS, class_counts, make_cohort, render_subject, sample_params, subject_seed,
+    CLASSES,
+    COLUMNS,
+    class_counts,
+    make_cohort,
+    render_subject,
+    sample_params,
+    subject_seed,
 )
 
 

@@ -43,7 +43,8 @@ def detect(model, state: dict, x: np.ndarray) -> dict:
     x_hat = recon.reconstruct(model, x)
     maps = recon.error_maps(x, x_hat)
     std = recon.Standardiser.from_state(state["standardiser"])
-    es = ErrorSet(maps, std.transform(recon.error_features(maps, state["tau"])))
+    fmaps = recon.smooth(maps, state["config"].get("feature_filter", 0))
+    es = ErrorSet(maps, std.transform(recon.error_features(fmaps, state["tau"])))
     out = {k: load_detector(k, s).predict(es) for k, s in state["methods"].items()}
     return {"x_hat": x_hat, "maps": maps, "methods": out}
 

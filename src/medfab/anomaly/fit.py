@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from medfab.anomaly import recon
-from medfab.anomaly.methods import METHODS, DBSCANDetector, ErrorSet, GIAEM, GlobalKMeans, SingleKMeans
+from medfab.anomaly.methods import GIAEM, METHODS, DBSCANDetector, ErrorSet, GlobalKMeans, SingleKMeans
 from medfab.errors import MedfabError
 
 ANOMALY_FILE = "anomaly.json"
@@ -35,6 +35,7 @@ class AnomalyConfig(BaseModel):
     val_fraction: float = Field(0.2, gt=0, lt=1)    # of each class, when the data has no val split
     percentile: float = Field(95.0, gt=0, lt=100)   # threshold rule without abnormal validation images
     tau_percentile: float = Field(99.0, gt=0, lt=100)  # pixel-error level of the high-error-area feature
+    feature_filter: int = Field(3, ge=0)            # median filter (pixels) of the maps before features
     dbscan_eps: float | None = Field(None, gt=0)    # None: k-distance elbow of normal validation features
     dbscan_min_samples: int = Field(5, ge=1)
     kmeans_score: Literal["mass", "size"] = "mass"
@@ -60,7 +61,7 @@ def _split_val(y: np.ndarray, frac: float, seed: int) -> np.ndarray:
     val = np.zeros(len(y), bool)
     for c in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == c))
-        n = int(round(frac * len(idx))) if len(idx) > 1 else 0
+        n = round(frac * len(idx)) if len(idx) > 1 else 0
         val[idx[:max(n, 1 if len(idx) > 1 else 0)]] = True
     return val
 
@@ -120,8 +121,9 @@ def fit_detectors(cfg: AnomalyConfig, model, val_x: np.ndarray, val_abnormal: np
     """Reconstruct the validation images and fit every detector; returns the JSON-able state."""
     maps = recon.error_maps(val_x, recon.reconstruct(model, val_x))          # (N, H, W)
     normal = ~np.asarray(val_abnormal, bool)
-    tau = recon.high_error_level(maps[normal], cfg.tau_percentile)
-    feats = recon.error_features(maps, tau)
+    fmaps = recon.smooth(maps, cfg.feature_filter)                            # features read filtered maps
+    tau = recon.high_error_level(fmaps[normal], cfg.tau_percentile)
+    feats = recon.error_features(fmaps, tau)
     std = recon.Standardiser().fit(feats[normal])
     val = ErrorSet(maps, std.transform(feats), np.asarray(val_abnormal, bool))
     detectors = {

@@ -10,8 +10,8 @@ abnormal". ``state()`` / ``from_state()`` store what was learnt as JSON in the r
   high-error cluster (or its pixel fraction, ``score="size"``); abnormal if score >= threshold.
 - :class:`DBSCANDetector`: DBSCAN over standardised error features of the normal validation images; a test
   image is abnormal unless it falls (within eps of a core point) in the cluster that holds most of the
-  normal validation images (noise, label -1, is abnormal). Score = distance to that cluster's nearest
-  core point.
+  normal validation images (noise, label -1, is abnormal) on the high-error side (mean standardised
+  feature > 0). Score = distance to that cluster's nearest core point, negative on the low-error side.
 - :class:`GlobalKMeans`: 2-means over the test images' standardised error features; the cluster whose
   centre has the larger mean feature (more error) is abnormal. Score = d(normal centre) - d(abnormal centre).
 
@@ -93,15 +93,16 @@ class GIAEM(_Thresholded):
         return es.maps.reshape(len(es.maps), -1).sum(1, dtype=np.float64)
 
 
-def two_means_1d(e: np.ndarray, *, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Exact 2-means of each row of ``e`` (N, P): (split value (N,), high-cluster mask (N, P) as counts).
+def two_means_1d(e: np.ndarray, *, chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact 2-means of each row of ``e`` (N, P): (lowest value of the high cluster (N,), its size (N,)).
 
     In one dimension the optimal 2-means partition is a cut of the sorted values, so scanning all P - 1
     cuts with cumulative sums gives the global optimum (Lloyd's algorithm can stop in a local one), with no
-    random initialisation. Returns the lowest value of the high cluster and the high cluster's size.
+    random initialisation.
     """
     e = np.asarray(e, np.float64)
     N, P = e.shape
+    chunk = chunk or max(1, 2**20 // P)            # ~8 MB per float64 work array, whatever the image size
     cut_value, high_size = np.empty(N), np.empty(N, np.int64)
     k = np.arange(1, P, dtype=np.float64)                             # size of the low cluster at each cut
     for i in range(0, N, chunk):
@@ -202,8 +203,11 @@ class DBSCANDetector:
         z = test.features
         d_any, i_any = NearestNeighbors(n_neighbors=1).fit(self.core_).kneighbors(z)
         inside = (d_any[:, 0] <= self.eps_) & self.core_in_main_[i_any[:, 0]]
-        score = NearestNeighbors(n_neighbors=1).fit(self.core_[self.core_in_main_]).kneighbors(z)[0][:, 0]
-        return (~inside).astype(np.int64), score
+        # An outlier with LESS error than normal images (mean standardised feature < 0) reconstructs
+        # better than normal anatomy: not a lesion. Only outliers on the high-error side are abnormal.
+        high = z.mean(1) > 0
+        dist = NearestNeighbors(n_neighbors=1).fit(self.core_[self.core_in_main_]).kneighbors(z)[0][:, 0]
+        return (~inside & high).astype(np.int64), np.where(high, dist, -dist)
 
     def state(self) -> dict:
         return {"eps": self.eps_, "eps_given": self.eps, "min_samples": self.min_samples,

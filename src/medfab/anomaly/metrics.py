@@ -23,4 +23,4 @@ def binary_metrics(abnormal: np.ndarray, predicted: np.ndarray, scores: np.ndarr
 
         auc = float(roc_auc_score(t, scores))
     return {"accuracy": _ratio(tp + tn, len(t)), "precision": precision, "recall": recall, "f1": f1,
-            "auc": auc, "tp": tp, "fp": fp, "tn": tn, "fn": fn, "n": int(len(t))}
+            "auc": auc, "tp": tp, "fp": fp, "tn": tn, "fn": fn, "n": len(t)}

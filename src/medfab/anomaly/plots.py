@@ -52,7 +52,7 @@ def error_gallery(x: np.ndarray, x_hat: np.ndarray, maps: np.ndarray, abnormal: 
         rows = [(0, "")]
     vmax = float(np.percentile(maps[[i for i, _ in rows]], 99)) or 1.0
     fig, axes = plt.subplots(len(rows), 3, figsize=(6, 2 * len(rows)), dpi=90, squeeze=False)
-    mid = lambda a: a[a.shape[0] // 2] if a.ndim == 3 else a           # noqa: E731  (3D: middle slice)
+    mid = lambda a: a[a.shape[0] // 2] if a.ndim == 3 else a
     for r, (i, name) in enumerate(rows):
         panels = [(mid(x[i, 0]), "gray", (-1, 1)), (mid(x_hat[i, 0]), "gray", (-1, 1)),
                   (mid(maps[i]), "inferno", (0, vmax))]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -29,17 +28,20 @@ def _parse_sets(sets: list[str] | None) -> dict:
 @app.command("fit")
 @friendly
 def fit(
-    data: Path = typer.Option(..., "--data", help="Real images: one folder per class (or train/[val/]<class>/)."),
+    data: Path = typer.Option(..., "--data", help="Real images: one folder per class, or train/<class>/ "
+                              "(and optional val/<class>/)."),
     normal_class: str = typer.Option(..., "--normal-class", help="The class the VAE learns as 'normal'."),
     out: Path = typer.Option(..., "--out", help="Run folder (config, checkpoints, anomaly.json)."),
-    synthetic: Optional[Path] = typer.Option(None, "--synthetic", help="Fabricated images, one folder per class."),
+    synthetic: Path | None = typer.Option(None, "--synthetic", help="Fabricated images (class folders)."),
     training: str = typer.Option("real", "--training", help="real, synthetic or mixed normal images."),
     size: int = typer.Option(64, "--size", help="Image side length in pixels."),
-    minutes: Optional[float] = typer.Option(None, "--minutes", help="Training time budget."),
-    kimg: Optional[float] = typer.Option(None, "--kimg", help="Budget in thousands of training images."),
+    minutes: float | None = typer.Option(None, "--minutes", help="Training time budget."),
+    kimg: float | None = typer.Option(None, "--kimg", help="Budget in thousands of training images."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, weights, batches and clustering."),
-    val_fraction: float = typer.Option(0.2, "--val-fraction", help="Validation share of each class (no val split)."),
-    set_: Optional[list[str]] = typer.Option(None, "--set", help="VAE setting key=value (e.g. width=16); repeatable."),
+    val_fraction: float = typer.Option(0.2, "--val-fraction", help="Validation share of each class "
+                                       "(when there is no val split)."),
+    set_: list[str] | None = typer.Option(None, "--set", help="VAE setting key=value (e.g. width=16); "
+                                          "repeatable."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Train a VAE on the normal class and learn every detector's threshold on validation images."""
@@ -71,9 +73,10 @@ def fit(
 @friendly
 def eval_(
     run: Path = typer.Option(..., "--run", help="Folder written by 'medfab anomaly fit'."),
-    test: Path = typer.Option(..., "--test", help="Labelled test images (one folder per class, or test/<class>/)."),
+    test: Path = typer.Option(..., "--test", help="Labelled test images: one folder per class, "
+                              "or test/<class>/."),
     out: Path = typer.Option(Path("EVAL/anomaly"), "--out", help="Results folder (shared by several runs)."),
-    label: Optional[str] = typer.Option(None, "--label", help="Row label [default: the run's training kind]."),
+    label: str | None = typer.Option(None, "--label", help="Row label (default: the run's training kind)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Label every test image with each detector; write results.json, ROC curves and error-map galleries."""
@@ -85,9 +88,10 @@ def eval_(
     t = Table(title="Anomaly detection (abnormal = positive)")
     for c in ("method", "training", "accuracy", "precision", "recall", "F1", "AUC", "tp/fp/tn/fn"):
         t.add_column(c, justify="left" if c in ("method", "training") else "right")
-    fmt = lambda v: "—" if v is None else f"{v:.3f}"          # noqa: E731
+    fmt = lambda v: "—" if v is None else f"{v:.3f}"
     for r in res["rows"]:
-        t.add_row(r["method"], r["training"], *(fmt(r.get(k)) for k in ("accuracy", "precision", "recall", "f1", "auc")),
-                  f"{r.get('tp')}/{r.get('fp')}/{r.get('tn')}/{r.get('fn')}")
+        values = (fmt(r.get(k)) for k in ("accuracy", "precision", "recall", "f1", "auc"))
+        counts = "/".join(str(r.get(k)) for k in ("tp", "fp", "tn", "fn"))
+        t.add_row(r["method"], r["training"], *values, counts)
     console.print(t)
     console.print(f"[green]results written to[/] {out / 'results.json'}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -11,15 +12,19 @@ from medfab.cli.common import console, friendly
 
 @friendly
 def phantom(
-    out: Path = typer.Option(..., "--out", "-o", help="New (or empty) folder to write the cohort into."),
-    task: str = typer.Option("alzheimer", help="alzheimer (4 stages, Kaggle names) | tumor (Br35H no/yes)."),
-    n: int = typer.Option(1000, "--n", help="Number of images."),
-    size: int = typer.Option(128, help="Edge length in pixels (2D) or voxels (3D)."),
-    dims: int = typer.Option(2, help="2: axial PNG slices; 3: NIfTI volumes."),
-    seed: int = typer.Option(0, help="Same seed -> identical bytes."),
-    balance: str = typer.Option("imbalanced", help="imbalanced (public set's proportions) | equal | ratios in class order, e.g. 50:35:14:1."),
-    contrast: str | None = typer.Option(None, help="t1 | t2 | mixed (default: alzheimer t1, tumor mixed)."),
-    workers: int = typer.Option(1, help="Processes; the output does not depend on it."),
+    out: Annotated[Path, typer.Option("--out", "-o", help="New (or empty) folder to write the cohort into.")],
+    task: Annotated[str, typer.Option(help="alzheimer (4 stages, Kaggle names) | tumor (Br35H no/yes).")]
+    = "alzheimer",
+    n: Annotated[int, typer.Option("--n", help="Number of images.")] = 1000,
+    size: Annotated[int, typer.Option(help="Edge length in pixels (2D) or voxels (3D).")] = 128,
+    dims: Annotated[int, typer.Option(help="2: axial PNG slices; 3: NIfTI volumes.")] = 2,
+    seed: Annotated[int, typer.Option(help="Same seed -> identical bytes.")] = 0,
+    balance: Annotated[str, typer.Option(
+        help="imbalanced (public set's proportions) | equal | ratios in class order, e.g. 50:35:14:1.")]
+    = "imbalanced",
+    contrast: Annotated[str | None, typer.Option(
+        help="t1 | t2 | mixed (default: alzheimer t1, tumor mixed).")] = None,
+    workers: Annotated[int, typer.Option(help="Processes; the output does not depend on it.")] = 1,
 ) -> None:
     """Fabricate a labelled phantom cohort: OUT/<Class>/<id>.png|.nii.gz, ground_truth.csv, phantom.json."""
     import time

@@ -83,7 +83,7 @@ class _Pools:
         return self.synth[c][:m]
 
 
-def _plan(real_y, synth_y, k, seed, shares, size_matched, classes) -> tuple[dict, set]:
+def _plan(real_y, synth_y, k, seed, shares, size_matched, classes, mixed=True) -> tuple[dict, set]:
     """{regime name: (real indices, synthetic indices)} for one seed."""
     n = np.bincount(real_y, minlength=k)
     majority = int(n.max())
@@ -94,11 +94,11 @@ def _plan(real_y, synth_y, k, seed, shares, size_matched, classes) -> tuple[dict
         synth_only = cat([pools.take_synth(c, int(n[c]), classes) for c in range(k)])
     else:
         synth_only = np.arange(len(synth_y), dtype=np.int64)
-    plan = {"real": (all_real, np.zeros(0, np.int64)),
-            "synthetic": (np.zeros(0, np.int64), synth_only),
-            "real+synthetic": (all_real, synth_only),
-            "real+synthetic top-up": (all_real, cat([pools.take_synth(c, majority - int(n[c]), classes)
-                                                     for c in range(k)]))}
+    plan = {"real": (all_real, np.zeros(0, np.int64)), "synthetic": (np.zeros(0, np.int64), synth_only)}
+    if mixed:
+        plan["real+synthetic"] = (all_real, synth_only)
+        plan["real+synthetic top-up"] = (all_real, cat([pools.take_synth(c, majority - int(n[c]), classes)
+                                                        for c in range(k)]))
     for s in shares:
         m = np.rint(s * n).astype(int)                                       # synthetic per class
         plan[f"synthetic share {s:g}"] = (cat([pools.real[c][:n[c] - m[c]] for c in range(k)]),
@@ -139,10 +139,8 @@ def utility_study(real_train: TensorSet, real_test: TensorSet, synth: TensorSet,
     k = len(classes)
     plans, short = {}, set()
     for seed in seeds:
-        plans[seed], s_short = _plan(real_train.y, synth.y, k, seed, shares, size_matched, classes)
+        plans[seed], s_short = _plan(real_train.y, synth.y, k, seed, shares, size_matched, classes, mixed)
         short |= s_short
-        if not mixed:
-            del plans[seed]["real+synthetic"], plans[seed]["real+synthetic top-up"]
     # identical training data (share 0 = real; share 1 = size-matched synthetic; synthetic = the real set in a
     # sanity run) gives an identical model: train it once per seed
     trained, runs = {}, {}

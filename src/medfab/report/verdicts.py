@@ -336,13 +336,15 @@ def headline(res: dict) -> list[tuple[str, str, Level]]:
     s = num(get(cf, "balanced_accuracy"))
     if s is not None:
         b = num(get(cf, "real_test_baseline", "balanced_accuracy"))
-        cards.append(
-            (
-                "Class recognised",
-                f"{s:.0%}" + (f" (real {b:.0%})" if b is not None else ""),
-                "good" if b is None or s >= 0.9 * b else "warn",
-            )
-        )
+        chance = 1 / max(2, len(res.get("classes") or []))
+        if b is None:
+            level = "info"
+        elif b <= chance + 0.05:  # even real images are not recognised: the figure says little
+            level = "warn"
+        else:
+            level = "good" if s >= 0.9 * b else "warn"
+        real = f" (real {b:.0%})" if b is not None else ""
+        cards.append(("Class recognised", f"{s:.0%}{real}", level))
     return cards
 
 

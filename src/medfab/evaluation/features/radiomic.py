@@ -6,7 +6,9 @@ then standardised with the mean and std of the REAL set, so every feature weighs
 distance and the synthetic set is measured in units of real variability.
 
 Choices (so scores are comparable across runs):
-- only the ``original`` image type (no LoG / wavelet filters: 74 features, ~17 ms per 128² image);
+- only the ``original`` image type (no LoG / wavelet filters): 74 features. On 128² brain slices this is the
+  slowest family (measured 2.4x the cost of the first-order + GLCM subset and 7x the skimage fallback; see
+  ``bench/bench_evaluate.py``); pass ``features={"firstorder": None, "glcm": None}`` when time matters;
 - fixed bin width ``2 / 32`` on the [-1, 1] scale (32 grey levels; pyradiomics aligns bins at multiples of
   the width, so every image shares one grid and absolute intensity differences count);
 - feature classes are called directly (no resampling or normalisation by the extractor);
