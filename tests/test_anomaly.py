@@ -216,3 +216,20 @@ def test_training_kinds_pick_real_synthetic_or_both(phantom_run):
     assert (n["real"], n["synthetic"], n["mixed"]) == (80, 40, 120)
     with pytest.raises(MedfabError, match="needs synthetic images"):
         prepare_data(AnomalyConfig(normal_class="no", size=32, training="mixed"), real, None, False)
+
+
+def test_cli_eval_writes_results_and_prints_the_table(phantom_run):
+    from typer.testing import CliRunner
+
+    from medfab.cli.main import app
+
+    out = phantom_run["root"] / "cli_eval"
+    r = CliRunner().invoke(app, ["anomaly", "eval", "--run", str(phantom_run["run"]), "--test",
+                                 str(phantom_run["test"]), "--out", str(out), "--label", "cli", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert "GIAEM" in r.output and "DBSCAN" in r.output          # (narrow terminal: long names wrap)
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [x["training"] for x in rows] == ["cli"] * 4
+    # Same run, same test set: the CLI reproduces the library call exactly.
+    lib = {x["method"]: x["f1"] for x in phantom_run["res"]["rows"]}
+    assert {x["method"]: x["f1"] for x in rows} == lib

@@ -51,7 +51,7 @@ def _ellipsoid_weight(x, y, z, centre, radii) -> np.ndarray:
 
 
 def _cache_file() -> Path:
-    root = os.environ.get("MEDFAB_CACHE_DIR") or os.path.join(
+    root = os.environ.get("MEDFAB_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "medfab")
     return Path(root) / f"phantom_atlas_v{ATLAS_VERSION}.npz"
 
@@ -61,7 +61,7 @@ def load_atlas() -> Atlas:
     """The atlas, cached in memory for the process and on disk across processes.
 
     Building it imports nilearn and runs distance transforms (~10 s on a busy 2-core machine); the disk
-    cache (``$MEDFAB_CACHE_DIR`` or ``~/.cache/medfab``) brings a fresh process down to a fraction of a
+    cache (``$MEDFAB_CACHE`` or ``~/.cache/medfab``) brings a fresh process down to a fraction of a
     second. A cache that cannot be read or written is simply rebuilt / skipped.
     """
     path = _cache_file()
