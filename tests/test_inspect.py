@@ -194,7 +194,7 @@ def test_subjects_in_two_splits_are_reported(tmp_path):
 
 
 def test_subject_leak_across_splits(tmp_path, monkeypatch):
-    import medfab.data.readers as readers
+    from medfab.data import readers
     from medfab.data.sample import Dataset, Sample
 
     samples = []

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     _run(["data", "inspect", str(out / "phantom")])
     sets = a.set if a.set is not None else (["width=16"] if a.model == "vae" else [])
     _run(["train", "--data", str(out / "phantom"), "--model", a.model, "--out", str(out / "run"),
-          "--size", s, "--minutes", str(a.minutes), "--seed", "0", "--no-progress"]
+          "--size", s, "--minutes", str(a.minutes), "--seed", "0"]
          + [x for kv in sets for x in ("--set", kv)])
     _run(["sample", "--run", str(out / "run"), "--match-counts", "--out", str(out / "synthetic"), "--seed", "0"])
     _run(["evaluate", "--real-train", str(out / "phantom" / "train"), "--real-test", str(out / "phantom" / "test"),

@@ -50,7 +50,7 @@ class Dataset:
         """Number of samples per (split, class)."""
         return dict(Counter((s.split, s.label) for s in self.samples))
 
-    def subset(self, split: str | None) -> "Dataset":
+    def subset(self, split: str | None) -> Dataset:
         """The samples of one split (``None``: all of them)."""
         if split is None:
             return self

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from medfab.models.base import GenerativeModel, ModelConfig
 
 
-def _table() -> dict[str, type["GenerativeModel"]]:
+def _table() -> dict[str, type[GenerativeModel]]:
     # Imported here so `medfab --help` does not import torch.
     from medfab.models.dcgan import DCGAN
     from medfab.models.pix2pix import Pix2Pix
@@ -24,7 +24,7 @@ def _table() -> dict[str, type["GenerativeModel"]]:
 MODEL_NAMES = ("pix2pix", "dcgan", "wgan-gp", "vae")
 
 
-def get_model_class(name: str) -> type["GenerativeModel"]:
+def get_model_class(name: str) -> type[GenerativeModel]:
     table = _table()
     if name not in table:
         close = difflib.get_close_matches(name, list(table), n=1)
@@ -33,14 +33,14 @@ def get_model_class(name: str) -> type["GenerativeModel"]:
     return table[name]
 
 
-def build_model(name: str, **overrides) -> tuple["GenerativeModel", "ModelConfig"]:
+def build_model(name: str, **overrides) -> tuple[GenerativeModel, ModelConfig]:
     """Build a model from its registry name and config fields; unknown fields raise a MedfabError."""
     cls = get_model_class(name)
     config = make_config(cls, name, overrides)
     return cls(config), config
 
 
-def make_config(cls, name: str, fields: dict) -> "ModelConfig":
+def make_config(cls, name: str, fields: dict) -> ModelConfig:
     from pydantic import ValidationError
 
     known = set(cls.Config.model_fields)
