@@ -89,4 +89,7 @@ def train(
             torch.manual_seed(tc.seed)
             net, _ = build_model(name, **model_fields, **shape, num_classes=1)
             fit(net, sub, out=out / c, config={**run_config, "per_class": False, "class": c}, **fit_kwargs)
-    console.print(f"[green]done:[/] {out}\n  next: medfab sample --run {out} --match-counts --out SYNTH_DIR")
+    import os
+
+    if os.environ.get("RANK", "0") == "0":          # under torchrun only rank 0 speaks
+        console.print(f"[green]done:[/] {out}\n  next: medfab sample --run {out} --match-counts --out SYNTH_DIR")
