@@ -285,15 +285,17 @@ def privacy(res: dict) -> list[Verdict]:
             )
         )
     auc = num(first(s, "membership_auc", "mia_auc"))
+    aucb = num(first(b, "membership_auc", "mia_auc"))
     if auc is not None:
         level = "good" if auc <= 0.55 else "warn" if auc <= 0.6 else "bad"
-        out.append(
-            Verdict(
-                level,
-                f"Membership inference AUC {auc:.2f} (0.5 = an attacker cannot tell training "
-                f"images from unseen ones).",
-            )
-        )
+        text = f"Membership inference AUC {auc:.2f} (0.5 = an attacker cannot tell training images from unseen ones"
+        text += f"; real half B in place of the synthetic set: {aucb:.2f})." if aucb is not None else ")."
+        if aucb is not None and aucb > 0.6:
+            # The attack scores real images too: held-out images differ from training ones (another split
+            # distribution, other subjects), so part of the AUC measures that shift, not memorisation.
+            text += (" Even real images score far above 0.5: the held-out images differ from the training set, "
+                     "so read the synthetic AUC against that baseline.")
+        out.append(Verdict(level, text))
     return out
 
 
