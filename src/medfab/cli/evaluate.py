@@ -34,7 +34,7 @@ def evaluate(
     seeds: int = typer.Option(3, "--seeds", help="Classifier seeds in the utility study."),
     epochs: int = typer.Option(15, "--epochs", help="Epochs of every CNN trained for the evaluation."),
     seed: int = typer.Option(0, "--seed", help="Seed of every random draw (halves, subsets, bootstrap)."),
-    quick: bool = typer.Option(False, "--quick", help="Small samples, 1 seed, 3 epochs: a demo in minutes."),
+    quick: bool = typer.Option(False, "--quick", help="Small samples, 1 seed, at most 10 epochs: a demo in minutes."),
 ) -> None:
     """Compare a synthetic set with real data, each figure next to the real-vs-real baseline."""
     from pydantic import ValidationError

@@ -83,7 +83,7 @@ class EvalConfig(BaseModel):
             upd = {
                 "max_per_class": min(self.max_per_class or 48, 48),
                 "seeds": 1,
-                "epochs": min(self.epochs, 3),
+                "epochs": min(self.epochs, 10),
                 "n_boot": min(self.n_boot, 10),
                 "kid_subsets": min(self.kid_subsets, 10),
                 "msssim_pairs": min(self.msssim_pairs, 24),
