@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
 
@@ -30,6 +30,22 @@ class ModelConfig(BaseModel):
     spatial_dims: int = Field(2, ge=2, le=3)
     lr: float = Field(2e-4, gt=0)
     batch_size: int = Field(32, ge=1)
+
+
+class SmallDataConfig(ModelConfig):
+    """The small-data tools every adversarial model shares: DiffAugment on D's input and an EMA of G."""
+
+    diffaug: str = "translation,cutout,color"    # DiffAugment policy on D's input; "none" turns it off
+    ema: bool = True                             # sample from an EMA of G's weights
+    ema_decay: float = Field(0.999, ge=0, lt=1)
+
+    @field_validator("diffaug")
+    @classmethod
+    def _policy(cls, v: str) -> str:
+        from medfab.models.diffaug import parse_policy
+
+        parse_policy(v)
+        return v
 
 
 class GenerativeModel(nn.Module):

@@ -14,11 +14,11 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator
+from pydantic import Field
 from torch import nn
 
 from medfab.models import blocks
-from medfab.models.base import GenerativeModel, ModelConfig
+from medfab.models.base import GenerativeModel, SmallDataConfig
 from medfab.models.diffaug import diff_augment, parse_policy
 from medfab.models.ema import make_ema, update_ema
 
@@ -69,7 +69,7 @@ class ProjectionDiscriminator(nn.Module):
         return out + (self.embed(y) * h.flatten(2).sum(2)).sum(1)        # + <e_y, sum_space phi(x)>
 
 
-class GANConfig(ModelConfig):
+class GANConfig(SmallDataConfig):
     """Fields shared by the two unconditional-noise GANs (dcgan, wgan-gp)."""
 
     z_dim: int = Field(128, ge=1)
@@ -77,15 +77,6 @@ class GANConfig(ModelConfig):
     g_width: int = Field(32, ge=4)               # ngf: G's finest width (the DCGAN example uses 64)
     d_width: int = Field(32, ge=4)               # ndf
     max_channels: int = Field(512, ge=8)
-    diffaug: str = "translation,cutout,color"    # DiffAugment policy on D's input; "none" turns it off
-    ema: bool = True                             # sample from an EMA of G's weights
-    ema_decay: float = Field(0.999, ge=0, lt=1)
-
-    @field_validator("diffaug")
-    @classmethod
-    def _policy(cls, v: str) -> str:
-        parse_policy(v)
-        return v
 
 
 class DCGANConfig(GANConfig):

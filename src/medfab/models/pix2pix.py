@@ -21,12 +21,12 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 from torch import nn
 
 from medfab.errors import MedfabError
 from medfab.models import blocks
-from medfab.models.base import GenerativeModel, ModelConfig
+from medfab.models.base import GenerativeModel, SmallDataConfig
 from medfab.models.diffaug import diff_augment, parse_policy
 from medfab.models.ema import make_ema, update_ema
 from medfab.models.patchgan import PatchGAN
@@ -51,7 +51,7 @@ class MapPrior(nn.Module):
         return self.dec(z, y), mu, logvar
 
 
-class Pix2PixConfig(ModelConfig):
+class Pix2PixConfig(SmallDataConfig):
     # stage A: the map prior
     map_size: int = Field(16, ge=16)               # side of the coarse structure map
     map_latent_dim: int = Field(32, ge=1)
@@ -72,15 +72,6 @@ class Pix2PixConfig(ModelConfig):
     l1_weight: float = Field(20.0, ge=0)           # the paper's 100 is for exact inputs; maps are coarse
     beta1: float = Field(0.5, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
-    diffaug: str = "translation,cutout,color"
-    ema: bool = True
-    ema_decay: float = Field(0.999, ge=0, lt=1)
-
-    @field_validator("diffaug")
-    @classmethod
-    def _policy(cls, v: str) -> str:
-        parse_policy(v)
-        return v
 
     @model_validator(mode="after")
     def _map_smaller(self):
