@@ -11,7 +11,8 @@ saving, so a model must always reach its networks through those attributes.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -46,6 +47,33 @@ class SmallDataConfig(ModelConfig):
 
         parse_policy(v)
         return v
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One optimisation phase of a model (stylegan2-ada's phases): the loop runs the declared phases in order.
+
+    ``name`` is what :meth:`GenerativeModel.phase_loss` receives; ``optimizer`` is a key of
+    ``configure_optimizers()``; the phase runs on loop steps with ``step % interval == interval - 1`` (WGAN-GP's
+    generator: ``interval = n_critic``). EMA copies (:attr:`GenerativeModel.ema_pairs`) whose source network is
+    trained by this phase's optimiser are updated by the loop right after the phase's optimiser step.
+    """
+
+    name: str
+    optimizer: str
+    interval: int = 1
+
+
+@dataclass
+class StepContext:
+    """What the loop tells a model about the current (micro-)step."""
+
+    step: int                      # optimisation steps done before this one
+    nimg: int                      # training images seen before this step (global, all ranks)
+    batch_size: int                # global batch of the step
+    micro: int = 0                 # index of the micro-batch within the step (gradient accumulation)
+    n_micro: int = 1               # number of micro-batches in the step
+    cache: dict[str, Any] = field(default_factory=dict)   # shared by the phases of one step and micro-batch
 
 
 class GenerativeModel(nn.Module):

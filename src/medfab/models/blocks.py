@@ -130,8 +130,20 @@ def finite(*losses: torch.Tensor) -> bool:
     return all(bool(torch.isfinite(v).all()) for v in losses)
 
 
-def randn(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    """Standard normal draw from ``generator`` (CPU generators work for any device: drawn, then moved)."""
+def randn(shape: tuple[int, ...], generator, device: torch.device) -> torch.Tensor:
+    """Standard normal draw from ``generator``: a ``torch.Generator`` (CPU generators work for any device: drawn,
+    then moved), a :class:`medfab.models.noise.StackedRandomGenerator` (row i from image i's own seed), or None."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        return generator.randn(tuple(shape), device)
     if generator is not None and generator.device != device:
         return torch.randn(shape, generator=generator, device=generator.device).to(device)
     return torch.randn(shape, generator=generator, device=device)
+
+
+def rand(shape: tuple[int, ...], generator, device: torch.device) -> torch.Tensor:
+    """Uniform [0, 1) draw; same generator rules as :func:`randn`."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        return generator.rand(tuple(shape), device)
+    if generator is not None and generator.device != device:
+        return torch.rand(shape, generator=generator, device=generator.device).to(device)
+    return torch.rand(shape, generator=generator, device=device)
