@@ -1,6 +1,10 @@
 """Timings of MS-SSIM diversity, PRDC and the privacy audit on N real vs N synthetic images.
 
-    python bench/bench_eval_speed.py --n 5000 --size 128 [--real DATA/train]
+    python bench/bench_eval_speed.py --n 5000 --size 128 [--real DATA/train] [--device cpu|cuda]
+
+The privacy audit is timed twice in the same run: ``new`` (blocked-matmul exact neighbours,
+medfab.evaluation.neighbours, on --device) and ``old`` (the same audit with the neighbour searches done by
+sklearn's brute-force NearestNeighbors, as before issue 8); ``--skip-old`` leaves the old one out.
 
 Machines are noisy, so every time is also given as a ratio to a reference measured in the same run: one
 float32 matrix product (N x 4096) @ (4096 x N), the core operation of a brute-force neighbour search.
@@ -10,6 +14,7 @@ Without ``--real`` the images are smooth random fields.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from pathlib import Path
 
@@ -26,6 +31,25 @@ def smooth_fields(n: int, size: int, seed: int) -> np.ndarray:
     return (x / x.abs().amax(dim=(1, 2, 3), keepdim=True)).numpy()
 
 
+@contextlib.contextmanager
+def sklearn_neighbours():
+    """The pre-issue-8 neighbour search: sklearn's brute-force NearestNeighbors, float64 distances."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from medfab.evaluation import neighbours
+
+    def knn(queries, refs, k=1, *, exclude_self=False, device="cpu"):
+        nn = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(refs)
+        return nn.kneighbors(None if exclude_self else queries, k)
+
+    real = neighbours.kneighbors
+    neighbours.kneighbors = knn
+    try:
+        yield
+    finally:
+        neighbours.kneighbors = real
+
+
 def timed(fn, *args, **kwargs) -> float:
     t = time.perf_counter()
     fn(*args, **kwargs)
@@ -39,6 +63,8 @@ def main() -> None:
     p.add_argument("--real", type=Path, default=None, help="folder-per-class images to use as the real set")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--skip-full-res", action="store_true", help="skip the privacy audit at full resolution")
+    p.add_argument("--device", default="cpu", help="where the new neighbour search runs")
+    p.add_argument("--skip-old", action="store_true", help="skip the sklearn (pre-issue-8) privacy audit")
     a = p.parse_args()
 
     import torch
@@ -77,10 +103,17 @@ def main() -> None:
         f_real, f_fake = rng.normal(size=(a.n, dim)), rng.normal(size=(a.n, dim))
         report(f"PRDC k=5, {dim}-d features", timed(prdc, f_real, f_fake, 5))
     f = [rng.normal(size=(a.n, 128)) for _ in range(3)]
-    report("privacy audit, pixels at 64^2 + 128-d features", timed(
-        privacy_audit, real, holdout, synth, features_train=f[0], features_holdout=f[1], features_synth=f[2]))
+    feats = {"features_train": f[0], "features_holdout": f[1], "features_synth": f[2]}
+    new = timed(privacy_audit, real, holdout, synth, **feats, device=a.device)
+    report(f"privacy audit, pixels at 64^2 + 128-d features: new ({a.device})", new)
+    if not a.skip_old:
+        with sklearn_neighbours():
+            old = timed(privacy_audit, real, holdout, synth, **feats)
+        report("privacy audit, pixels at 64^2 + 128-d features: old (sklearn)", old)
+        print(f"{'  speed-up new vs old':<50}{old / new:>10.1f}x", flush=True)
     if not a.skip_full_res:
-        report(f"privacy audit, pixels at {a.size}^2", timed(privacy_audit, real, holdout, synth, pixel_size=None))
+        report(f"privacy audit, pixels at {a.size}^2: new ({a.device})",
+               timed(privacy_audit, real, holdout, synth, pixel_size=None, device=a.device))
     report("reference again (drift check)", timed(lambda: m @ m.T))
 
 

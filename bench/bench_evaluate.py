@@ -11,6 +11,13 @@ a blurred, noisy, shuffled copy (so texture-dependent costs such as GLSZM zones 
 Families are a table of (name, callable(real, synth, ctx) -> figures); slow feature extractors are measured
 on at most --measure-cap images per set and extrapolated linearly (marked '~'), since their cost is per image.
 Other evaluation families are added to FAMILIES below.
+
+FeatureNet extraction is also timed old vs new in the same run, on N real + N synthetic images (extrapolated from
+--measure-cap per set): ``old`` = the pre-issue-8 ``embed`` (no_grad, NCHW, CPU), ``new`` = ``FeatureNet.transform``
+(inference mode, channels-last, on --device).
+
+The default ``medfab evaluate`` on alzheimer4 at 64² is timed by the command printed with ``--print-default``
+(run it in the background: it takes minutes).
 """
 
 from __future__ import annotations
@@ -117,6 +124,35 @@ def distance_family(extractor: str) -> Family:
     return run
 
 
+def _old_embed(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The pre-issue-8 ``classifier.embed``: no_grad, default (NCHW) layout, on the CPU."""
+    import torch
+
+    model = model.cpu().to(memory_format=torch.contiguous_format).eval()
+    with torch.no_grad():
+        out = [model.features(torch.as_tensor(x[i:i + batch_size], dtype=torch.float32))
+               for i in range(0, len(x), batch_size)]
+    return torch.cat(out).double().numpy()
+
+
+def featurenet_old_vs_new(net, real, synth, n: int, cap: int, device: str) -> None:
+    """FeatureNet extraction of n real + n synthetic images, old vs new, timed on ``cap`` per set."""
+    m = min(n, cap)
+    t = time.perf_counter()
+    old = np.concatenate([_old_embed(net.model, real[:m]), _old_embed(net.model, synth[:m])])
+    old_s = (time.perf_counter() - t) * n / m
+    net.to(device)
+    net.transform(real[:8])                                   # warm-up (CUDA context, oneDNN primitives)
+    t = time.perf_counter()
+    new = np.concatenate([net.transform(real[:m]), net.transform(synth[:m])]) * net.scale + net.mean
+    new_s = (time.perf_counter() - t) * n / m
+    net.to("cpu")
+    err = float(np.abs(new - old).max() / (np.abs(old).max() + 1e-12))
+    mark = "~" if m < n else ""
+    print(f"featurenet extraction, {n} real + {n} synthetic: old {mark}{old_s:.1f} s (CPU), new {mark}{new_s:.1f} s "
+          f"({device}); speed-up {old_s / new_s:.1f}x; max relative difference {err:.1e}", flush=True)
+
+
 FAMILIES: list[tuple[str, Family]] = [
     ("histograms", histograms),
     ("brain_mass", brain_mass),
@@ -140,7 +176,15 @@ def main() -> None:
     ap.add_argument("--featurenet-epochs", type=int, default=1)
     ap.add_argument("--featurenet-train", type=int, default=1000, help="real images the feature net trains on")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="where the new FeatureNet extraction runs")
+    ap.add_argument("--print-default", action="store_true",
+                    help="print the command that times the default `medfab evaluate` on --data and exit")
     args = ap.parse_args()
+    if args.print_default:
+        d = args.data or "/work/shared/data/alzheimer4"
+        print(f"OMP_NUM_THREADS=1 nice -n 10 /usr/bin/time -v .venv/bin/medfab evaluate --real-train {d}/train "
+              f"--real-test {d}/test --synthetic {d}/train --out /tmp/eval_default --size 64")
+        return
 
     import torch
 
@@ -166,6 +210,7 @@ def main() -> None:
         print(f"featurenet fit: {m} images x {args.featurenet_epochs} epoch(s) at {args.size}^2: {fit_s:.1f} s "
               f"(ratio {fit_s / ref:.1f}; {fit_s / (m * args.featurenet_epochs) * 1e3:.2f} ms per image-epoch)")
         ctx["featurenet"] = {"net": net}
+        featurenet_old_vs_new(net, real_all, synth_all, n_max, args.measure_cap, args.device)
 
     print(f"{'N':>6} {'family':<20} {'seconds':>9} {'ratio':>8} {'ref_s':>6}  figures")
     for n in sorted(args.n):

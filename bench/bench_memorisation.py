@@ -29,6 +29,7 @@ from skimage.metrics import structural_similarity
 
 from medfab.data.tensors import load_tensors
 from medfab.models.registry import build_model
+from medfab.training.step import train_step
 
 
 def load_class(root: Path, split: str, cls: str, size: int) -> np.ndarray:
@@ -74,7 +75,7 @@ def main() -> None:
     step, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < args.minutes * 60:
         idx = torch.from_numpy(rng.choice(len(xt), args.batch, replace=len(xt) < args.batch))
-        out = model.train_step(xt[idx], torch.zeros(args.batch, dtype=torch.long), step, opt)
+        out = train_step(model, xt[idx], torch.zeros(args.batch, dtype=torch.long), step, opt)
         step += 1
         if step % 50 == 0:
             print(f"step {step}: " + ", ".join(f"{k} {v:.3f}" for k, v in out.items()), flush=True)

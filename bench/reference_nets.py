@@ -2,6 +2,7 @@
 
 - DCGAN: the pytorch/examples ``dcgan/main.py`` Generator / Discriminator (BN, ReLU / LeakyReLU, sigmoid +
   BCELoss) and its plain step; sizes above 64 add one more layer per doubling, as that example's pattern.
+  ``CDCGANRef`` is the same made class-conditional (label embedding + z in G, label plane + image in D).
 - pix2pix: junyanz ``UnetGenerator`` (nested UnetSkipConnectionBlock, BN, dropout) + ``NLayerDiscriminator``
   and the plain ``Pix2PixModel.optimize_parameters`` step (vanilla GAN loss + 100 * L1).
 - WGAN-GP: the DCGAN networks without BN in the critic, Algorithm 1 of Gulrajani et al. written plainly.
@@ -69,6 +70,49 @@ class DCGANRef:
         errG = self.criterion(self.netD(fake).view(-1), label)
         errG.backward()
         self.optG.step()
+
+
+class CDCGANRef:
+    """The pytorch/examples DCGAN made class-conditional, the canonical way: a label embedding concatenated to z
+    in G, a label plane (an embedding reshaped to H x W) concatenated to the image in D; BN in G and D, sigmoid +
+    BCELoss, one G forward per step reused by the G update. ``step`` returns the losses as tensors (no sync)."""
+
+    def __init__(self, size: int, num_classes: int, nz: int = 100, ngf: int = 64, ndf: int = 64,
+                 embed_dim: int = 32, device: str | torch.device = "cpu"):
+        self.nz, self.size, self.device = nz, size, torch.device(device)
+        self.netG = dcgan_G(nz + embed_dim, ngf, 1, size).to(self.device)
+        self.netD = dcgan_D(ndf, 2, size).to(self.device)
+        self.embG = nn.Embedding(num_classes, embed_dim).to(self.device)
+        self.embD = nn.Embedding(num_classes, size * size).to(self.device)
+        self.optG = torch.optim.Adam([*self.netG.parameters(), *self.embG.parameters()], lr=2e-4, betas=(0.5, 0.999))
+        self.optD = torch.optim.Adam([*self.netD.parameters(), *self.embD.parameters()], lr=2e-4, betas=(0.5, 0.999))
+        self.criterion = nn.BCELoss()
+
+    def D(self, x, y):
+        return self.netD(torch.cat([x, self.embD(y).view(-1, 1, self.size, self.size)], 1)).view(-1)
+
+    def bce(self, p, label):
+        with torch.autocast("cuda", enabled=False):       # BCELoss refuses autocast (bench --ref-bf16)
+            return self.criterion(p.float(), label)
+
+    def step(self, x, y):
+        b = x.shape[0]
+        self.optD.zero_grad()
+        label = torch.full((b,), 1.0, device=self.device)
+        errD_real = self.bce(self.D(x, y), label)
+        errD_real.backward()
+        z = torch.cat([torch.randn(b, self.nz, device=self.device), self.embG(y)], 1)[:, :, None, None]
+        fake = self.netG(z)
+        label.fill_(0.0)
+        errD_fake = self.bce(self.D(fake.detach(), y), label)
+        errD_fake.backward()
+        self.optD.step()
+        self.optG.zero_grad()
+        label.fill_(1.0)
+        errG = self.bce(self.D(fake, y), label)
+        errG.backward()
+        self.optG.step()
+        return errD_real + errD_fake, errG
 
 
 # --- WGAN-GP (plain) ------------------------------------------------------------------------------
@@ -160,6 +204,10 @@ class Pix2PixRef:
         self.optD = torch.optim.Adam(self.netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
         self.lambda_L1 = lambda_L1
 
+    def to(self, device):
+        self.netG.to(device), self.netD.to(device)
+        return self
+
     def step(self, x, y):
         real_A = F.interpolate(F.adaptive_avg_pool2d(x, 16), size=x.shape[2:], mode="bilinear")
         real_B = x
@@ -183,6 +231,7 @@ class Pix2PixRef:
                   + F.l1_loss(fake_B, real_B) * self.lambda_L1)
         loss_G.backward()
         self.optG.step()
+        return loss_D, loss_G
 
 
 # --- VAE (plain) ----------------------------------------------------------------------------------

@@ -1,13 +1,15 @@
 """A fake but realistic evaluation folder for the report tests.
 
-results.json is written by hand, in the shapes the metric modules return, and the figures are drawn with
-medfab.evaluation.plots, so the report is tested without running any metric.
+results.json is written by hand, in the shapes the metric modules return, validated into each family's typed
+result (medfab.evaluation.families), and the figures are drawn with medfab.evaluation.plots, so the report is
+tested without running any metric.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from medfab.evaluation import families as F
 from medfab.evaluation import plots
 from medfab.evaluation.results import FamilyResult, Figure, Results, write_results
 
@@ -231,9 +233,9 @@ def make_eval(root, *, collapsed="ModerateDemented"):
     }
     priv_figs = [plots.pair_gallery(imgs[:4], imgs[4:], [0.15, 0.2, 0.22, 0.25], fig / "closest_pairs.png")]
 
-    def fam(data, figs, seconds=1.0):
+    def fam(result_type, data, figs, seconds=1.0):
         return FamilyResult(
-            data=data,
+            data=result_type.model_validate(data),
             seconds=seconds,
             figures=[Figure(file=str(p.relative_to(root)), caption=p.stem) for p in figs],
         )
@@ -251,11 +253,72 @@ def make_eval(root, *, collapsed="ModerateDemented"):
         counts={"real_train": counts, "real_test": counts, "synthetic": counts},
         samples=samples,
         families={
-            "fidelity": fam(fidelity, fid_figs),
-            "diversity": fam(diversity, div_figs),
-            "class": fam(cls, cls_figs),
-            "utility": fam(utility, util_figs),
-            "privacy": fam(privacy, priv_figs),
+            "fidelity": fam(F.FidelityResult, fidelity, fid_figs),
+            "diversity": fam(F.DiversityResult, diversity, div_figs),
+            "class": fam(F.ClassFidelityResult, cls, cls_figs),
+            "utility": fam(F.UtilityResult, utility, util_figs),
+            "privacy": fam(F.PrivacyResult, privacy, priv_figs),
+        },
+    )
+    write_results(res, root / "results.json")
+    return root
+
+
+def make_eval_3d(root):
+    """A 3D evaluation folder: a collapsed generator (low voxel variance, high MS-SSIM) and one near-copy."""
+    from medfab.evaluation.volumes import plots as P
+
+    rng = np.random.default_rng(0)
+    fig = root / "figures"
+    vols = np.tanh(rng.normal(size=(4, 1, 16, 16, 16))).astype(np.float32)
+    samples = [
+        P.orthogonal_slices([("real 1", vols[0]), ("synthetic 1", vols[1])], fig / "volumes_orthogonal.png"),
+        P.montage([("synthetic", vols[:2]), ("real", vols[2:])], fig / "volumes_montage.png"),
+    ]
+    figs = [
+        P.variance_maps(
+            {"real A": vols.var(0)[0], "synthetic": 0.1 * vols.var(0)[0]}, fig / "voxel_variance.png"
+        ),
+        plots.value_distributions(
+            {"grey matter": {"real A": rng.normal(0.5, 0.02, 30), "synthetic": rng.normal(0.45, 0.005, 30)}},
+            fig / "volume_distributions.png",
+            title="Tissue volumes",
+            xlabel="share",
+        ),
+    ]
+    data = {
+        "size": 64,
+        "histogram": {"synth": {"js": 0.01, "w1": 0.02}, "baseline": {"js": 0.008, "w1": 0.015}},
+        "brain_volume": {"ks": 0.2, "ks_baseline": 0.15, "real_mean": 0.31, "synth_mean": 0.30, "baseline_mean": 0.31},
+        "tissue_source": "real: seg_volumes.csv",
+        "tissues": {
+            "csf": {"ks": 0.3, "ks_baseline": 0.2, "real_mean": 0.03, "synth_mean": 0.03},
+            "grey matter": {"ks": 0.9, "ks_baseline": 0.2, "real_mean": 0.5, "synth_mean": 0.45},
+            "white matter": {"skipped": "synthetic: 1 value(s); a distribution needs at least 2"},
+        },
+        "distances": {
+            "fd": {"synth": {"value": 40.0, "lo": 35.0, "hi": 45.0, "n": 25}, "baseline": {"value": 10.0, "lo": 8.0,
+                                                                                          "hi": 12.0, "n": 25}},
+            "kid": {"synth": {"mean": 0.5, "std": 0.1}, "baseline": {"mean": 0.01, "std": 0.02}},
+        },
+        "msssim": {"synth": {"mean": 0.93, "std": 0.01}, "real": {"mean": 0.71, "std": 0.04}},
+        "voxel_variance": {"real": 0.05, "synth": 0.01, "baseline": 0.048, "ratio": 0.2, "baseline_ratio": 0.96},
+        "privacy": {
+            "min_synth": 0.01, "median_synth": 0.2, "min_holdout": 0.15, "median_holdout": 0.22, "n_synth": 25,
+            "flagged": [3], "closest": [{"synthetic": "s003.nii.gz", "training": "t017.nii.gz", "distance": 0.01}],
+        },
+    }  # fmt: skip
+    res = Results(
+        medfab_version="0.1.0",
+        config={"real_train": "/data/t1", "real_test": None, "synthetic": "/gen", "size": 64, "dims": 3},
+        classes=[],
+        counts={"real_train": {"volumes": 100}, "synthetic": {"volumes": 25}},
+        samples=[Figure(file=str(p.relative_to(root)), caption=p.stem) for p in samples],
+        families={
+            "volumes": FamilyResult(
+                data=F.VolumesResult.model_validate(data),
+                figures=[Figure(file=str(p.relative_to(root)), caption=p.stem) for p in figs],
+            )
         },
     )
     write_results(res, root / "results.json")

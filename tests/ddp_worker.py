@@ -20,4 +20,8 @@ if __name__ == "__main__":
         ckpt_every_minutes=1e-9)
     rank = dist.get_rank()
     torch.save({k: v.clone() for k, v in model.state_dict().items()}, out / f"rank{rank}.pt")
+    # Gradient accumulation under DDP: 2 micro-batches of 2 per process, all-reduced on the last one only.
+    accum = tiny_model(data)
+    fit(accum, data, out=out / "accum", kimg=0.032, batch_size=8, batch_gpu=2, progress=False, config={})
+    torch.save({k: v.clone() for k, v in accum.state_dict().items()}, out / "accum" / f"rank{rank}.pt")
     dist.destroy_process_group()

@@ -24,6 +24,10 @@ def test_two_process_ddp_on_cpu(tmp_path):
     w1 = torch.load(tmp_path / "rank1.pt")
     for k in w0:                                     # gradients were averaged: the replicas never diverged
         assert torch.equal(w0[k], w1[k]), k
+    a0, a1 = torch.load(tmp_path / "accum" / "rank0.pt"), torch.load(tmp_path / "accum" / "rank1.pt")
+    for k in a0:                                     # ... also with gradient accumulation (no_sync)
+        assert torch.equal(a0[k], a1[k]), k
+    assert ckpt.read_sidecar(ckpt.latest_checkpoint(tmp_path / "accum"))["config"]["training"]["batch_gpu"] == 2
     side = ckpt.read_sidecar(ckpt.latest_checkpoint(tmp_path))
     assert side["step"] == 4 and side["nimg"] == 32  # 0.032 kimg with a global batch of 8 = 2 x 4
     assert side["config"]["training"]["world_size"] == 2

@@ -83,7 +83,7 @@ def test_evaluate_end_to_end_then_report(tmp_path):
     )
     assert r.exit_code == 0, r.output
     res = _no_nan(out / "results.json")
-    assert res["schema_version"] == 1 and res["classes"] == ["disk", "ring"]
+    assert res["schema_version"] == 2 and res["classes"] == ["disk", "ring"]
     assert {n: f["status"] for n, f in res["families"].items()} == dict.fromkeys(
         ["fidelity", "diversity", "class", "privacy"], "ok"
     ), json.dumps(res["families"])[:2000]

@@ -14,12 +14,16 @@ from medfab.errors import MedfabError
 from medfab.models import diffaug
 from medfab.models.ema import ema_decay, make_ema, update_ema
 from medfab.models.registry import MODEL_NAMES, build_model
+from medfab.training.step import train_step
 
 SMALL = {  # shrink widths only; every other setting is the model's default
     "pix2pix": {"g_width": 8, "d_width": 8, "map_width": 8},
     "dcgan": {"g_width": 8, "d_width": 8},
     "wgan-gp": {"g_width": 8, "d_width": 8, "n_critic": 2},
     "vae": {"width": 8},
+    "diffusion": {"base": 8, "mults": (1, 2), "steps": 2},
+    "ldm": {"base": 8, "mults": (1, 2), "attn_resolutions": (4,), "ae_width": 8, "disc_width": 8, "disc_layers": 2,
+            "ae_kimg": 0.0, "steps": 2},          # straight to the denoise stage (conformance: all stages)
 }
 
 
@@ -44,7 +48,7 @@ def trained(request):
     model = _build(request.param)
     opt = model.configure_optimizers()
     x, y = _batch()
-    losses = [model.train_step(x, y, step, opt) for step in range(2)]
+    losses = [train_step(model, x, y, step, opt) for step in range(2)]
     return request.param, model, losses
 
 
@@ -87,7 +91,7 @@ def test_train_step_deterministic_given_global_rng(name):
         model = _build(name)
         opt = model.configure_optimizers()
         x, y = _batch(1)
-        runs.append((model.train_step(x, y, 0, opt), _gen(model, y, 0)))
+        runs.append((train_step(model, x, y, 0, opt), _gen(model, y, 0)))
     assert runs[0][0] == runs[1][0]
     assert torch.equal(runs[0][1], runs[1][1])
 
@@ -100,7 +104,7 @@ def test_non_finite_loss_is_returned_not_stepped(name):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x, y = _batch()
     x[0, 0, 0, 0] = float("nan")
-    out = model.train_step(x, y, 0, opt)
+    out = train_step(model, x, y, 0, opt)
     assert any(math.isnan(v) for v in out.values())      # a NaN reaches the loop, which stops
     changed = [k for k, v in model.state_dict().items()
                if v.is_floating_point() and "running" not in k and not torch.equal(v, before[k])
@@ -120,7 +124,7 @@ def test_non_default_options_train(name, extra):
     model = _build(name, **extra)
     opt = model.configure_optimizers()
     x, y = _batch()
-    out = model.train_step(x, y, 0, opt)
+    out = train_step(model, x, y, 0, opt)
     assert all(math.isfinite(v) for v in out.values())
     if name == "dcgan":
         assert out["r1"] > 0
@@ -133,7 +137,7 @@ def test_3d_volumes(name):
     model = build_model(name, image_size=32, num_classes=2, spatial_dims=3, **SMALL[name])[0]
     opt = model.configure_optimizers()
     x = torch.rand(2, 1, 32, 32, 32) * 2 - 1
-    out = model.train_step(x, torch.tensor([0, 1]), 0, opt)
+    out = train_step(model, x, torch.tensor([0, 1]), 0, opt)
     assert all(torch.isfinite(torch.tensor(v)) for v in out.values())
     assert _gen(model, torch.tensor([1, 0]), 0).shape == (2, 1, 32, 32, 32)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -90,8 +93,16 @@ def _folder(root, n=3, value=100, size=(12, 10)):
     return root
 
 
+def _age(root, seconds=3600):
+    """Make every file ``seconds`` old, like a data set on disk (fresh files are never remembered unhashed)."""
+    t = time.time() - seconds
+    for f in root.rglob("*.png"):
+        os.utime(f, (t, t))
+    return root
+
+
 def test_cache_hit_invalidation_and_auto_16bit(tmp_path, monkeypatch):
-    root, cache = _folder(tmp_path / "data"), tmp_path / "cache"
+    root, cache = _age(_folder(tmp_path / "data")), tmp_path / "cache"
     ts = load_tensors(root, size=8, cache_dir=cache, progress=False)
     assert ts.x.shape == (6, 1, 8, 8) and ts.keys[0] == "a/0.png" and list(ts.y) == [0, 0, 0, 1, 1, 1]
     assert ts.preprocess["normalise"] == "fixed"
@@ -110,11 +121,19 @@ def test_cache_hit_invalidation_and_auto_16bit(tmp_path, monkeypatch):
     Image.fromarray(np.full((12, 10), 250, np.uint8)).save(root / "b" / "2.png")
     changed = load_tensors(root, size=8, cache_dir=cache, progress=False)
     assert len(hashed) == 1 and changed.x[5, 0, 4, 4] == pytest.approx(250 / 127.5 - 1, abs=1e-6)
+    # ... also when it changes again within the file system's timestamp granularity (same size, same mtime:
+    # coarse clocks tick every few ms): a fresh file is hashed every time, never remembered by its mtime
+    first = (root / "b" / "2.png").stat()
+    Image.fromarray(np.full((12, 10), 240, np.uint8)).save(root / "b" / "2.png")
+    os.utime(root / "b" / "2.png", ns=(first.st_atime_ns, first.st_mtime_ns))
+    assert (root / "b" / "2.png").stat().st_size == first.st_size
+    racy = load_tensors(root, size=8, cache_dir=cache, progress=False)
+    assert racy.x[5, 0, 4, 4] == pytest.approx(240 / 127.5 - 1, abs=1e-6)
     # another config invalidates
     other = load_tensors(root, preprocess=PreprocessConfig(size=8, normalise="minmax"), cache_dir=cache,
                          progress=False)
     assert (other.x[:, 0, 4, 4] == -1).all()  # constant images -> -1 under minmax
-    assert len(list((cache / "tensors").iterdir())) == 3
+    assert len(list((cache / "tensors").iterdir())) == 4
 
     # a 16-bit file after 8-bit ones: "auto" must not keep assuming 0..255 (the pass starts over)
     ramp = np.tile(np.linspace(0, 40000, 10), (10, 1)).astype(np.uint16)  # (10, 10) left-to-right ramp

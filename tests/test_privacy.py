@@ -88,3 +88,29 @@ def test_privacy_audit_rejects_bad_input():
         privacy_audit(x, x, x, features_train=pixel_features(x))       # features for one set only
     with pytest.raises(MedfabError):
         privacy_audit(x, x, smooth_fields(12, 32, 1))                  # sizes differ
+
+
+@pytest.mark.parametrize("dim", [3, 300])
+def test_blocked_neighbour_search_equals_sklearn(dim, monkeypatch):
+    """kneighbors (blocked float32 products + exact re-ranking) returns sklearn's neighbours and distances."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from medfab.evaluation import neighbours
+
+    monkeypatch.setattr(neighbours, "_BLOCK_ELEMENTS", 4096)           # many small blocks
+    rng = np.random.default_rng(dim)
+    refs, queries = rng.normal(size=(257, dim)), rng.normal(size=(131, dim))
+    refs[7] = refs[3]                                                  # a duplicated row: its own NN at 0
+    queries[5] = refs[11]                                              # an exact copy
+    nn = NearestNeighbors(n_neighbors=3, algorithm="brute").fit(refs)
+    d_ref, i_ref = nn.kneighbors(queries, 3)
+    d, i = neighbours.kneighbors(queries, refs, 3)
+    np.testing.assert_array_equal(i, i_ref)
+    np.testing.assert_allclose(d, d_ref, rtol=1e-5, atol=1e-6)
+    assert d[5, 0] == 0.0
+    d_self_ref, i_self_ref = nn.kneighbors(None, 2)                    # self excluded
+    d_self, i_self = neighbours.kneighbors(refs, refs, 2, exclude_self=True)
+    np.testing.assert_allclose(d_self, d_self_ref, rtol=1e-5, atol=1e-6)
+    assert d_self[3, 0] == d_self[7, 0] == 0.0 and i_self[3, 0] == 7 and i_self[7, 0] == 3
+    ok = i_self_ref[:, 0] == i_self[:, 0]
+    assert ok.all()

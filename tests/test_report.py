@@ -10,15 +10,18 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
-from _report_fixture import make_eval
+from _report_fixture import make_eval, make_eval_3d
 from typer.testing import CliRunner
 
 from medfab.cli.main import app
 from medfab.errors import MedfabError
+from medfab.evaluation.families import FidelityResult, PrivacyResult, UtilityResult
 from medfab.evaluation.results import FamilyResult, Results, clean, read_results, write_results
+from medfab.report import sections as S
 from medfab.report import verdicts as V
 from medfab.report.html import render_report, write_report
 
@@ -99,6 +102,22 @@ def test_report_renders_in_headless_chromium(eval_dir, tmp_path):
     assert a.std() > 20  # not a blank page: header, cards, tables and figures
 
 
+def test_report_3d_section(tmp_path):
+    html = render_report(make_eval_3d(tmp_path))
+    text = _text(html)
+    assert not re.search(r"\bnan\b", text, re.IGNORECASE)
+    assert html.count('src="data:image/png;base64,') == 4  # slices, montage, variance maps, distributions
+    assert "3D volumes at 64³" in text and "Goals of the 3D study" in text and "Volumes per set" in text
+    # the four goals of the issue, in plain language
+    assert "vary only 20% as much as real ones" in text and "mode collapse" in text
+    assert "more alike than real ones (MS-SSIM 0.930 vs 0.710" in text
+    assert "The grey matter volume is distributed unlike real brains (KS 0.90" in text
+    assert "1 of 25 synthetic volumes sit closer to a training volume than any held-out real volume" in text
+    assert text.count(">not met<") == 4 and text.count(">met<") == 1  # csf met; white matter skipped
+    assert 'title="synthetic: 1 value(s); a distribution needs at least 2"' in text
+    assert "Voxel variance" in text and "20% of real" in text  # headline card
+
+
 def test_anomaly_hook(eval_dir, tmp_path):
     d = tmp_path / "eval"
     shutil.copytree(eval_dir, d)
@@ -128,38 +147,38 @@ def test_anomaly_hook(eval_dir, tmp_path):
 
 
 def test_verdict_levels_follow_the_baseline():
-    def res(js_s, js_b, fd_s, fd_b):
-        data = {
-            "histograms": {"overall": {"synth": {"js": js_s}, "baseline": {"js": js_b}}},
-            "distances": {
-                "pixel": {
-                    "overall": {
-                        "fd": {
-                            "synth": {"value": fd_s, "lo": fd_s * 0.9, "hi": fd_s * 1.1},
-                            "baseline": {"value": fd_b, "lo": fd_b * 0.9, "hi": fd_b * 1.1},
-                        }
-                    }
-                }
-            },
+    def fid(js_s, js_b, fd_s, fd_b):
+        fd = {
+            "synth": {"value": fd_s, "lo": fd_s * 0.9, "hi": fd_s * 1.1},
+            "baseline": {"value": fd_b, "lo": fd_b * 0.9, "hi": fd_b * 1.1},
         }
-        return {"classes": ["a", "b"], "families": {"fidelity": {"status": "ok", "data": data}}}
+        return FidelityResult.model_validate(
+            {
+                "histograms": {"overall": {"synth": {"js": js_s}, "baseline": {"js": js_b}}},
+                "distances": {"pixel": {"overall": {"fd": fd}}},
+            }
+        )
 
-    good = V.fidelity(res(0.004, 0.003, 1.0, 1.02))
+    good = S.fidelity.verdicts(fid(0.004, 0.003, 1.0, 1.02))
     assert [v.level for v in good] == ["good", "good"]
-    bad = V.fidelity(res(0.05, 0.003, 10.0, 1.0))
+    bad = S.fidelity.verdicts(fid(0.05, 0.003, 10.0, 1.0))
     assert [v.level for v in bad] == ["warn", "bad"] and "10.0x" in bad[1].text
     # privacy: 20 % near-copies against 5 % between real halves is bad; AUC 0.7 leaks membership
-    p = {
-        "families": {
-            "privacy": {
-                "status": "ok",
-                "data": {"synth": {"copy_rate": 0.2, "membership_auc": 0.7}, "baseline": {"copy_rate": 0.05}},
-            }
-        }
-    }
-    assert [v.level for v in V.privacy(p)] == ["bad", "bad"]
-    # a family that did not run gives no verdict (and no crash)
-    assert V.utility({"families": {"utility": {"status": "error", "data": {}}}}) == []
+    p = PrivacyResult.model_validate(
+        {"synth": {"copy_rate": 0.2, "membership_auc": 0.7}, "baseline": {"copy_rate": 0.05}}
+    )
+    assert [v.level for v in S.privacy.verdicts(p)] == ["bad", "bad"]
+    # a family that did not run gives no verdict, no card (and no crash)
+    res = Results(
+        classes=["a", "b"], families={"utility": FamilyResult(status="error", data=UtilityResult())}
+    )
+    assert V.headline(res) == [] and "utility" in render_section_ids(res)
+
+
+def render_section_ids(res) -> list[str]:
+    from medfab.report.html import _family_section
+
+    return [_family_section(n, res, Path(".")).id for n in res.families]
 
 
 def test_results_schema_cleans_nan_and_checks_version(tmp_path):
@@ -177,6 +196,10 @@ def test_results_schema_cleans_nan_and_checks_version(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps(raw))
     with pytest.raises(MedfabError, match="schema version 99"):
         read_results(tmp_path)
+    raw["schema_version"] = 1  # untyped results of an older medfab: a clear message, not a validation dump
+    (tmp_path / "results.json").write_text(json.dumps(raw))
+    with pytest.raises(MedfabError, match="older medfab .results schema version 1"):
+        read_results(tmp_path)
     with pytest.raises(MedfabError, match="no results.json"):
         read_results(tmp_path / "nowhere")
 
@@ -188,4 +211,13 @@ def test_report_cli(eval_dir, tmp_path):
     assert r.exit_code == 0, r.output
     assert out.stat().st_size > 10_000
     r = runner.invoke(app, ["report", str(tmp_path / "missing"), "--out", str(out)])
-    assert r.exit_code == 2 and "no results.json" in r.output
+    assert r.exit_code == 2 and ("no results.json" in r.output or "does not exist" in r.output)
+
+
+def test_a_spread_of_one_draw_shows_no_interval():
+    from medfab.report.tables import pm
+
+    assert pm(0.0123, 0.0, ".3g").text == "0.0123"  # one KID subset or one seed: no "± 0"
+    assert pm(0.0123, 1e-15, ".3g").text == "0.0123"
+    assert pm(0.0123, None, ".3g").text == "0.0123"
+    assert pm(0.62, 0.02).text == "0.620 ± 0.020"

@@ -11,7 +11,7 @@ from PIL import Image
 from tiny_model import register_tiny, tiny_data, tiny_model
 
 from medfab.errors import MedfabError
-from medfab.sampling.fabricate import fabricate, generate_one, plan_counts
+from medfab.sampling.fabricate import CUDA_ATOL, fabricate, generate_batch, generate_one, plan_counts
 from medfab.sampling.writers import read_png_text, to_uint
 from medfab.training import checkpoint as ckpt
 from medfab.training.loop import fit
@@ -47,7 +47,8 @@ def test_manifest_markers_and_reproducibility(run, tmp_path):
     out = fabricate(run, tmp_path / "s", balance_to=5, seed=2, progress=False)
     with open(out / "manifest.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["file", "class", "model", "checkpoint_sha256", "seed"]
+    assert list(rows[0]) == ["file", "class", "model", "checkpoint_sha256", "seed", "sampler"]
+    assert {r["sampler"] for r in rows} == {"{}"}                       # a GAN has no sampler settings
     assert [r["class"] for r in rows] == ["c1"] * 3                # 6 >= 5: none; 5 - 2 = 3
     sha = ckpt.file_sha256(ckpt.latest_checkpoint(run))
     assert {r["checkpoint_sha256"] for r in rows} == {sha} and {r["model"] for r in rows} == {"tiny"}
@@ -105,3 +106,117 @@ def test_volumes_become_marked_nifti(tmp_path):
     out = fabricate(tmp_path / "run", tmp_path / "s", n_per_class=1, progress=False)
     img = nib.load(out / "c1" / "c1_1.nii.gz")
     assert img.shape == (8, 8, 8) and img.header["descrip"].tobytes().startswith(b"medfab SYNTHETIC")
+
+
+# --- batched sampling: an image depends on its seed alone, whatever the batch size -------------------------
+BATCHES = (1, 7, 64)
+
+
+def _in_batches(model, seeds, bs, class_index=1, **sampler):
+    return np.concatenate([generate_batch(model, class_index, seeds[i:i + bs], **sampler)
+                           for i in range(0, len(seeds), bs)])
+
+
+@pytest.mark.parametrize("name", __import__("medfab.models.registry").models.registry.MODEL_NAMES)
+def test_every_model_is_batch_invariant_on_the_cpu(name):
+    """Bit-identical floats (so identical files) for batch sizes 1, 7 and 64, for every registered model."""
+    import torch
+
+    from medfab.models.base import GenerativeModel
+    from medfab.models.registry import build_model, get_model_class
+
+    torch.manual_seed(0)
+    settings = get_model_class(name).sampler_settings is not GenerativeModel.sampler_settings
+    size = 16 if settings else 32                                     # diffusion: 16², 1 step keep it short
+    model, _ = build_model(name, image_size=size, num_classes=3)
+    model.eval()
+    sampler = {"steps": 1} if settings else {}
+    seeds = list(range(1000, 1064))
+    ref = _in_batches(model, seeds, 1, **sampler)
+    assert np.isfinite(ref).all() and ref.shape == (64, 1, size, size)
+    for bs in BATCHES[1:]:
+        np.testing.assert_array_equal(_in_batches(model, seeds, bs, **sampler), ref,
+                                      err_msg=f"{name}, batch size {bs}")
+    assert not np.array_equal(ref[0], ref[1])                           # different seeds, different images
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_cuda_batches_agree_within_tolerance():
+    import torch
+
+    from medfab.models.registry import build_model
+
+    for name in ("pix2pix", "dcgan", "vae"):
+        torch.manual_seed(0)
+        model, _ = build_model(name, image_size=32, num_classes=3)
+        model.eval().cuda()
+        seeds = list(range(64))
+        ref = _in_batches(model, seeds, 1)
+        for bs in BATCHES[1:]:
+            assert np.abs(_in_batches(model, seeds, bs) - ref).max() <= CUDA_ATOL, (name, bs)
+
+
+def test_files_are_byte_identical_for_any_batch_size(run, tmp_path):
+    made = {bs: fabricate(run, tmp_path / f"b{bs}", n_per_class=9, seed=3, progress=False, batch_size=bs,
+                          device="cpu") for bs in BATCHES}
+    names = sorted(p.relative_to(made[1]) for p in made[1].rglob("*.png"))
+    assert len(names) == 18
+    for bs in BATCHES[1:]:
+        assert sorted(p.relative_to(made[bs]) for p in made[bs].rglob("*.png")) == names
+        for n in names:
+            assert (made[bs] / n).read_bytes() == (made[1] / n).read_bytes(), (bs, n)
+        assert (made[bs] / "manifest.csv").read_text() == (made[1] / "manifest.csv").read_text()
+    card = json.loads((made[7] / "model_card.json").read_text())
+    assert card["generated"]["batch_size"] == 7 and card["generated"]["device"] == "cpu"
+
+
+def test_sampler_settings_are_checked_and_recorded(run, tmp_path, monkeypatch):
+    from tiny_model import TinyGAN
+
+    with pytest.raises(MedfabError, match="takes no sampler settings"):
+        fabricate(run, tmp_path / "x", n_per_class=1, progress=False, sampler={"steps": 8})
+    assert not (tmp_path / "x").exists()
+
+    class Stepped(TinyGAN):                      # stands for a diffusion model: settings with defaults
+        def sampler_settings(self, sampler="euler", steps=32, guidance=1.0, **rest):
+            if rest:
+                raise MedfabError(f"unknown sampler settings {sorted(rest)}", "")
+            return {"sampler": sampler, "steps": int(steps), "guidance": float(guidance)}
+
+        def generate(self, y, generator=None, **sampler):
+            self.sampler_settings(**sampler)
+            return super().generate(y, generator)
+
+    from medfab.models import registry
+
+    real = registry._table
+    monkeypatch.setattr(registry, "_table", lambda: {**real(), "tiny": Stepped})
+    out = fabricate(run, tmp_path / "s", n_per_class=2, progress=False, sampler={"steps": 4})
+    with open(out / "manifest.csv", newline="") as f:
+        cells = {r["sampler"] for r in csv.DictReader(f)}
+    assert cells == {'{"guidance":1.0,"sampler":"euler","steps":4}'}
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["generated"]["sampler"] == {"sampler": "euler", "steps": 4, "guidance": 1.0}
+
+
+def test_sample_cli_device_batch_size_and_errors(run, tmp_path):
+    from typer.testing import CliRunner
+
+    from medfab.cli.main import app
+
+    r = CliRunner().invoke(app, ["sample", "--run", str(run), "--out", str(tmp_path / "a"), "--n-per-class", "3",
+                                 "--device", "cpu", "--batch-size", "2", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert len(list((tmp_path / "a").rglob("*.png"))) == 6
+    r = CliRunner().invoke(app, ["sample", "--run", str(run), "--out", str(tmp_path / "b"), "--n-per-class", "1",
+                                 "--device", "foo"])
+    assert r.exit_code == 2 and "unknown device 'foo'" in r.output
+    r = CliRunner().invoke(app, ["sample", "--run", str(run), "--out", str(tmp_path / "c"), "--n-per-class", "1",
+                                 "--steps", "10"])
+    assert r.exit_code == 2 and "takes no sampler settings" in r.output
+    import torch
+
+    if not torch.cuda.is_available():
+        r = CliRunner().invoke(app, ["sample", "--run", str(run), "--out", str(tmp_path / "d"),
+                                     "--n-per-class", "1", "--device", "cuda"])
+        assert r.exit_code == 2 and "no CUDA device" in r.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -11,6 +12,8 @@ import torch
 from tiny_model import register_tiny, tiny_data, tiny_model
 
 from medfab.errors import MedfabError
+from medfab.models.base import GenerativeModel, ModelConfig, Phase
+from medfab.models.ema import make_ema
 from medfab.training import checkpoint as ckpt
 from medfab.training.batches import BatchPlan
 from medfab.training.config import resolve_config
@@ -128,13 +131,28 @@ def test_class_sizes_are_checked(tmp_path):
 def test_balanced_batches_are_deterministic_and_sharded():
     y = np.array([0] * 95 + [1] * 5)
     plan = BatchPlan(y, 2, seed=3, balanced=True)
-    drawn = np.concatenate([plan.global_batch(t, 64) for t in range(50)])     # 3200 draws
+    drawn = torch.cat([plan.global_batch(t, 64) for t in range(50)]).numpy()     # 3200 draws
     share = (y[drawn] == 1).mean()
     assert 0.45 < share < 0.55                                                # 5 % of data, ~50 % of draws
-    assert (BatchPlan(y, 2, seed=3, balanced=False).global_batch(0, 3200) >= 95).mean() < 0.1
-    np.testing.assert_array_equal(plan.global_batch(7, 8), BatchPlan(y, 2, seed=3, balanced=True).global_batch(7, 8))
+    assert (BatchPlan(y, 2, seed=3, balanced=False).global_batch(0, 3200) >= 95).float().mean() < 0.1
+    assert torch.equal(plan.global_batch(7, 8), BatchPlan(y, 2, seed=3, balanced=True).global_batch(7, 8))
+    assert not torch.equal(plan.global_batch(7, 8), plan.global_batch(8, 8))
     shards = [plan.local_batch(7, 8, r, 2) for r in range(2)]
-    np.testing.assert_array_equal(np.concatenate(shards), plan.global_batch(7, 8))
+    assert torch.equal(torch.cat(shards), plan.global_batch(7, 8))
+
+
+def test_batch_hash_is_splitmix64_with_wraparound():
+    """The device-side hash equals the reference splitmix64 in unsigned 64-bit arithmetic (so any device agrees)."""
+    from medfab.training.batches import splitmix64
+
+    z = np.array([0, 1, 2**40 + 3, 2**63 - 1], dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        r = z + np.uint64(0x9E3779B97F4A7C15)
+        r = (r ^ (r >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        r = (r ^ (r >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        r = r ^ (r >> np.uint64(31))
+    got = splitmix64(torch.from_numpy(z.view(np.int64).copy())).numpy().view(np.uint64)
+    np.testing.assert_array_equal(got, r)
 
 
 def test_logs_grids_and_config(tmp_path):
@@ -142,6 +160,7 @@ def test_logs_grids_and_config(tmp_path):
     fit(tiny_model(data), data, out=tmp_path, kimg=0.04, grid_every=0.02, grid_per_class=3, progress=False,
         log_every=5, config={"note": "kept"})
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if "loss_D" in r]                                 # (grid steps add a near-copy row)
     assert [r["step"] for r in rows] == [5, 10] and {"loss_D", "loss_G", "images_per_s", "kimg"} <= rows[0].keys()
     assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "logs").iterdir())
     from PIL import Image
@@ -199,10 +218,15 @@ def test_cli_train_then_sample(tmp_path):
     assert res.exit_code == 2 and "did you mean 'z_dim'" in res.output
     res = CliRunner().invoke(app, base + ["--dry-run"])
     assert res.exit_code == 2 and "no training budget" in res.output
-    res = CliRunner().invoke(app, base + ["--kimg", "0.016", "--batch-size", "4", "--set", "z_dim=3"])
+    if not torch.cuda.is_available():
+        res = CliRunner().invoke(app, base + ["--kimg", "0.016", "--device", "cuda"])
+        assert res.exit_code == 2 and "no CUDA device" in res.output
+    res = CliRunner().invoke(app, base + ["--kimg", "0.016", "--batch-size", "4", "--set", "z_dim=3",
+                                          "--device", "cpu", "--batch-gpu", "2"])
     assert res.exit_code == 0, res.output
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["model"]["z_dim"] == 3 and cfg["data"]["split"] == "train" and cfg["model"]["batch_size"] == 4
+    assert cfg["training"]["device"] == "cpu" and cfg["training"]["batch_gpu"] == 2
     res = CliRunner().invoke(app, ["sample", "--run", str(run), "--match-counts", "--out", str(tmp_path / "s"),
                                    "--no-progress"])
     assert res.exit_code == 0, res.output
@@ -241,3 +265,116 @@ def test_every_training_setting_is_a_fit_keyword():
     from medfab.training.config import TrainConfig
 
     assert set(TrainConfig.model_fields) <= set(inspect.signature(fit).parameters)
+
+
+# --- the engine contract: phases, EMA, accumulation, log windows ------------------------------------------------
+
+class _ToyConfig(ModelConfig):
+    ema_decay: float = 0.5
+
+
+class _Toy(GenerativeModel):
+    """Two linear nets on flattened images, no randomness and no batch statistics: A every step, B every 2nd."""
+
+    Config = _ToyConfig
+    ddp_modules = ("A", "B")
+    ema_pairs: ClassVar[dict[str, str]] = {"A_ema": "A"}
+
+    def __init__(self, config):
+        super().__init__(config)
+        n = config.channels * config.image_size ** config.spatial_dims
+        self.A, self.B = torch.nn.Linear(n, 1), torch.nn.Linear(n, 1)
+        self.A_ema = make_ema(self.A)
+        self.calls: list[tuple[str, int, int, int]] = []
+        self.ema_seen: list[torch.Tensor] = []
+
+    def phases(self):
+        return [Phase("a", "A"), Phase("b", "B", interval=2)]
+
+    def configure_optimizers(self):
+        return {"A": torch.optim.SGD(self.A.parameters(), lr=0.1), "B": torch.optim.SGD(self.B.parameters(), lr=0.1)}
+
+    def phase_loss(self, phase, x, y, ctx):
+        self.calls.append((phase, ctx.step, ctx.micro, ctx.n_micro))
+        net = self.A if phase == "a" else self.B
+        if phase == "b":
+            self.ema_seen.append(self.A_ema.weight.detach().clone())
+        loss = (net(x.flatten(1)).squeeze(1) - y.float()).pow(2).mean()
+        return {"loss": loss, "sq": loss.detach()}
+
+    @torch.no_grad()
+    def generate(self, y, generator=None, **sampler):
+        return torch.zeros(len(y), self.config.channels, *[self.config.image_size] * self.config.spatial_dims)
+
+
+def _toy(data, **fields):
+    torch.manual_seed(0)
+    return _Toy(_ToyConfig(name="toy", image_size=data.x.shape[-1], num_classes=len(data.classes),
+                           spatial_dims=data.x.ndim - 2, **{"batch_size": 8, **fields}))
+
+
+def test_phases_run_in_order_with_intervals_and_ema_after_its_phase():
+    from medfab.models.ema import ema_decay
+    from medfab.training.step import PhaseStepper
+
+    data = tiny_data()
+    model = _toy(data)
+    opt = model.configure_optimizers()
+    stepper = PhaseStepper(model, opt, batch_size=8)
+    x, y = torch.from_numpy(data.x[:8]), torch.from_numpy(data.y[:8])
+    a0, b0, e0 = model.A.weight.detach().clone(), model.B.weight.detach().clone(), model.A_ema.weight.clone()
+    stepper.step(x, y, 0, 0)
+    assert model.calls == [("a", 0, 0, 1)]                                   # B's interval is 2: not due at step 0
+    assert torch.equal(model.B.weight, b0) and not torch.equal(model.A.weight, a0)   # only A's optimiser stepped
+    d = ema_decay(0, 0.5)
+    assert torch.allclose(model.A_ema.weight, d * e0 + (1 - d) * model.A.weight)    # EMA right after phase a
+    a1 = model.A.weight.detach().clone()
+    stepper.step(x, y, 1, 8)
+    assert model.calls[1:] == [("a", 1, 0, 1), ("b", 1, 0, 1)]
+    assert torch.equal(model.ema_seen[0], model.A_ema.weight)               # already updated when b ran
+    assert not torch.equal(model.B.weight, b0) and not torch.equal(model.A.weight, a1)
+
+
+def test_gradient_accumulation_equals_the_large_batch(tmp_path):
+    data = tiny_data()
+    whole, micro = _toy(data), _toy(data)
+    fit(whole, data, out=tmp_path / "whole", kimg=0.032, **QUIET)
+    fit(micro, data, out=tmp_path / "micro", kimg=0.032, batch_gpu=2, **QUIET)
+    assert micro.calls[:4] == [("a", 0, i, 4) for i in range(4)]
+    for k, v in whole.state_dict().items():
+        assert torch.allclose(v, micro.state_dict()[k], atol=1e-6), k
+    with pytest.raises(MedfabError, match="batch-gpu 3 does not divide"):
+        fit(_toy(data), data, out=tmp_path / "bad", kimg=0.032, batch_gpu=3, **QUIET)
+
+
+def test_lr_warmup_and_grad_clip(tmp_path):
+    from medfab.training.step import PhaseStepper
+
+    data = tiny_data()
+    model = _toy(data)
+    opt = model.configure_optimizers()
+    stepper = PhaseStepper(model, opt, batch_size=8, lr_warmup_kimg=0.032, grad_clip=1e-3)
+    x, y = torch.from_numpy(data.x[:8]), torch.from_numpy(data.y[:8])
+    a0 = model.A.weight.detach().clone()
+    stepper.step(x, y, 0, 0)
+    assert opt["A"].param_groups[0]["lr"] == pytest.approx(0.1 * 8 / 32)     # images seen after the step / 32
+    assert (model.A.weight - a0).norm() <= 0.1 * 8 / 32 * 1e-3 + 1e-9      # lr * clipped gradient norm
+    stepper.step(x, y, 10, 80)
+    assert opt["A"].param_groups[0]["lr"] == pytest.approx(0.1)
+
+
+def test_resumed_metrics_equal_uninterrupted(tmp_path):
+    data = tiny_data()
+    settings = {**QUIET, "log_every": 3}
+    fit(tiny_model(data), data, out=tmp_path / "ref", kimg=0.08, **settings)
+    with pytest.raises(KeyboardInterrupt):                                    # stops at step 8: mid log window
+        fit(tiny_model(data, signal_at_step=7), data, out=tmp_path / "run", kimg=0.08, **settings)
+    with open(tmp_path / "run" / "metrics.jsonl", "a") as f:                  # a row written after the checkpoint
+        f.write(json.dumps({"step": 9, "loss_D": 0.0}) + "\n")                # by a session killed at once
+    fit(tiny_model(data), data, out=tmp_path / "run", kimg=0.08, **settings)
+
+    def rows(run):
+        return [{k: v for k, v in json.loads(line).items() if k not in ("seconds", "images_per_s")}
+                for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows("ref")] == [3, 6, 9, 12, 15, 18]
+    assert rows("run") == rows("ref")

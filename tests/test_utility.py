@@ -111,3 +111,25 @@ def test_class_fidelity_recognises_good_and_swapped_labels():
     assert class_fidelity(real, swapped, classifier=clf)["balanced_accuracy"] < 0.2
     one = class_fidelity(real, synth.select(synth.y == 0), classifier=clf)
     assert one["missing_classes"] == ["bottom"] and list(one["recognition_rate"]) == ["top"]
+
+
+def test_feature_head_study_is_fast_deterministic_and_checks_its_input():
+    """model="features": logistic regressions on per-image features, every regime, deterministic."""
+    from medfab.errors import MedfabError
+
+    real, test, synth = blob_set(30, 0), blob_set(20, 1), blob_set(30, 2)
+    feats = tuple(s.x.reshape(len(s), 32, 32).mean(2) for s in (real, test, synth))   # (N, 32) row profiles
+    kw = {"seeds": (0, 1), "progress": False, "model": "features", "features": feats}
+    a, b = utility_study(real, test, synth, **kw), utility_study(real, test, synth, **kw)
+    assert a["table"] == b["table"]
+    assert set(a["regimes"]) >= {"real", "synthetic", "real+synthetic", "real+synthetic top-up"}
+    assert a["table"][0]["model"] == "logistic regression on FeatureNet features"
+    assert a["regimes"]["real"]["mean"]["balanced_accuracy"] > 0.9          # the row profile shows the blob
+    assert a["regimes"]["synthetic"]["mean"]["balanced_accuracy"] > 0.9
+    with pytest.raises(MedfabError, match="needs features"):
+        utility_study(real, test, synth, seeds=(0,), progress=False, model="features")
+    with pytest.raises(MedfabError, match="expected"):
+        utility_study(real, test, synth, seeds=(0,), progress=False, model="features",
+                      features=(feats[0][:-1], feats[1], feats[2]))
+    with pytest.raises(MedfabError, match="unknown utility model"):
+        utility_study(real, test, synth, seeds=(0,), progress=False, model="svm")

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from medfab.models.base import GenerativeModel, ModelConfig
+from medfab.models.base import GenerativeModel, ModelConfig, Phase
 
 
 class TinyConfig(ModelConfig):
@@ -44,28 +44,33 @@ class TinyGAN(GenerativeModel):
     def _d(self, x, y):
         return self.D(torch.cat([x.flatten(1), F.one_hot(y, self.config.num_classes).float()], 1))
 
-    def train_step(self, x, y, step, optimizers):
-        if step == self.config.signal_at_step:
-            os.kill(os.getpid(), signal.SIGINT)
-        if step == self.config.oom_at_step:
-            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        z = torch.randn(len(y), self.config.z_dim, device=x.device)
-        fake = self._g(z, y)
-        d_loss = F.softplus(self._d(fake.detach(), y)).mean() + F.softplus(-self._d(x, y)).mean()
-        optimizers["D"].zero_grad(set_to_none=True)
-        d_loss.backward()
-        optimizers["D"].step()
+    def phases(self):
+        return [Phase("D", "D"), Phase("G", "G")]
+
+    def phase_loss(self, phase, x, y, ctx):
+        if phase == "D":
+            if ctx.step == self.config.signal_at_step:
+                os.kill(os.getpid(), signal.SIGINT)
+            if ctx.step == self.config.oom_at_step:
+                raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            z = torch.randn(len(y), self.config.z_dim, device=x.device)
+            fake = ctx.cache["fake"] = self._g(z, y)                     # reused by the G phase
+            d_loss = F.softplus(self._d(fake.detach(), y)).mean() + F.softplus(-self._d(x, y)).mean()
+            return {"loss": d_loss, "loss_D": d_loss.detach()}
+        fake = ctx.cache.pop("fake", None)
+        if fake is None:                                                  # DDP with accumulation: no shared cache
+            fake = self._g(torch.randn(len(y), self.config.z_dim, device=x.device), y)
         g_loss = F.softplus(-self._d(fake, y)).mean()
-        optimizers["G"].zero_grad(set_to_none=True)
-        g_loss.backward()
-        optimizers["G"].step()
-        if 0 <= self.config.nan_at_step <= step:
+        if 0 <= self.config.nan_at_step <= ctx.step:
             g_loss = g_loss * float("nan")
-        return {"loss_D": d_loss.item(), "loss_G": g_loss.item()}
+        return {"loss": g_loss, "loss_G": g_loss.detach()}
 
     @torch.no_grad()
-    def generate(self, y, generator=None):
-        z = torch.randn(len(y), self.config.z_dim, generator=generator, device=y.device)
+    def generate(self, y, generator=None, **sampler):
+        from medfab.models import blocks
+
+        self.sampler_settings(**sampler)
+        z = blocks.randn((len(y), self.config.z_dim), generator, y.device)   # a Generator or a per-image stack
         return self._g(z, y)
 
 

@@ -38,9 +38,9 @@ def read_anomaly_run(run: str | Path) -> tuple[object, dict, dict]:
     return model, config, json.loads((run / ANOMALY_FILE).read_text())
 
 
-def detect(model, state: dict, x: np.ndarray) -> dict:
-    """Reconstruct ``x`` (N, C, H, W) and run every detector: x_hat, maps, {method: (labels, scores)}."""
-    x_hat = recon.reconstruct(model, x)
+def detect(model, state: dict, x: np.ndarray, *, device: str = "cpu") -> dict:
+    """Reconstruct ``x`` (N, C, H, W) on ``device`` and run every detector: x_hat, maps, {method: (labels, scores)}."""
+    x_hat = recon.reconstruct(model, x, device=device)
     maps = recon.error_maps(x, x_hat)
     std = recon.Standardiser.from_state(state["standardiser"])
     fmaps = recon.smooth(maps, state["config"].get("feature_filter", 0))
@@ -80,16 +80,18 @@ def _merge(path: Path, label: str, rows: list[dict], figures: list[dict]) -> dic
 
 
 def evaluate_anomaly(run: str | Path, test: str | Path, out: str | Path, *, label: str | None = None,
-                     gallery: int = 4, progress: bool = True) -> dict:
+                     gallery: int = 4, progress: bool = True, device: str = "auto") -> dict:
     """Evaluate the run on ``test``; write ``out``/results.json (merged), PNGs and predictions CSV."""
     from medfab.anomaly import plots
+    from medfab.device import resolve_device
     from medfab.training.checkpoint import atomic_write_json
 
+    dev = resolve_device(device)                     # a bad or absent device stops before any work
     model, config, state = read_anomaly_run(run)
     cfg = state["config"]
     x, abnormal, keys = load_test(test, cfg["normal_class"], cfg["size"], config.get("preprocess"), progress)
     label = label or cfg["training"]
-    res = detect(model, state, x)
+    res = detect(model, state, x, device=dev)
     rows = []
     for k, (pred, score) in res["methods"].items():
         m = binary_metrics(abnormal, pred, score)

@@ -22,9 +22,13 @@ import torch
 FEATURE_NAMES = ("mean", "std", "p95", "max", "high_area")
 
 
-@torch.no_grad()
-def reconstruct(model, x: np.ndarray, *, batch_size: int = 128, device: str = "cpu") -> np.ndarray:
-    """x (N, C, H, W[, D]) in [-1, 1] -> x_hat of the same shape, from a single-class VAE (label 0)."""
+@torch.inference_mode()
+def reconstruct(model, x: np.ndarray, *, batch_size: int = 128, device="cpu") -> np.ndarray:
+    """x (N, C, H, W[, D]) in [-1, 1] -> x_hat of the same shape, from a single-class VAE (label 0), on
+    ``device`` (a torch device or "auto" / "cpu" / "cuda[:K]")."""
+    from medfab.device import resolve_device
+
+    device = resolve_device(str(device))
     model = model.to(device).eval()
     out = np.empty_like(np.asarray(x, dtype=np.float32))
     for i in range(0, len(x), batch_size):

@@ -43,9 +43,14 @@ def fit(
     set_: list[str] | None = typer.Option(None, "--set", help="VAE setting key=value (e.g. width=16); "
                                           "repeatable."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda or cuda:K."),
 ) -> None:
     """Train a VAE on the normal class and learn every detector's threshold on validation images."""
     from pydantic import ValidationError
+
+    from medfab.device import resolve_device
+
+    resolve_device(device)          # a bad or absent --device stops here, before any loading
 
     from medfab.anomaly.fit import AnomalyConfig, fit_anomaly
     from medfab.errors import MedfabError
@@ -57,7 +62,11 @@ def fit(
         err = e.errors()[0]
         raise MedfabError(f"bad option {'.'.join(map(str, err['loc']))}: {err['msg']}",
                           "see `medfab anomaly fit --help`") from None
-    run = fit_anomaly(cfg, data, out, synthetic=synthetic, kimg=kimg, minutes=minutes, progress=progress)
+    from medfab.cli.common import lock_run_folder
+
+    lock_run_folder(out)            # one process per run folder (a second is refused); stale temporaries removed
+    run = fit_anomaly(cfg, data, out, synthetic=synthetic, kimg=kimg, minutes=minutes, progress=progress,
+                      device=device)
     import json
 
     state = json.loads((run / "anomaly.json").read_text())
@@ -78,13 +87,14 @@ def eval_(
     out: Path = typer.Option(Path("EVAL/anomaly"), "--out", help="Results folder (shared by several runs)."),
     label: str | None = typer.Option(None, "--label", help="Row label (default: the run's training kind)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda or cuda:K."),
 ) -> None:
     """Label every test image with each detector; write results.json, ROC curves and error-map galleries."""
     from rich.table import Table
 
     from medfab.anomaly.evaluate import evaluate_anomaly
 
-    res = evaluate_anomaly(run, test, out, label=label, progress=progress)
+    res = evaluate_anomaly(run, test, out, label=label, progress=progress, device=device)
     t = Table(title="Anomaly detection (abnormal = positive)")
     for c in ("method", "training", "accuracy", "precision", "recall", "F1", "AUC", "tp/fp/tn/fn"):
         t.add_column(c, justify="left" if c in ("method", "training") else "right")

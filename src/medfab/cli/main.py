@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from medfab.cli import anomaly, data, evaluate, phantom, report, sample, train
+from medfab.cli import anomaly, data, evaluate, phantom, report, review, sample, train
 
 app = typer.Typer(
     name="medfab",
@@ -20,6 +20,7 @@ app.command("sample")(sample.sample)
 app.command("evaluate")(evaluate.evaluate)
 app.command("report")(report.report)
 app.add_typer(anomaly.app, name="anomaly", help="VAE reconstruction-error anomaly detection.")
+app.add_typer(review.app, name="review", help="Expert review: a visual Turing test in the browser.")
 
 
 def main() -> None:

@@ -21,10 +21,24 @@ def sample(
     bit_depth: int = typer.Option(8, "--bit-depth", help="8 or 16 bits per pixel."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="A checkpoint other than the latest."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Images per model call (any size gives the same "
+                                   "images)."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda or cuda:K."),
+    sampler: str | None = typer.Option(None, "--sampler", help="Sampler name (models that have samplers, "
+                                       "e.g. diffusion)."),
+    steps: int | None = typer.Option(None, "--steps", help="Sampling steps (diffusion)."),
+    guidance: float | None = typer.Option(None, "--guidance", help="Classifier-free guidance weight (diffusion)."),
+    eta: float | None = typer.Option(None, "--eta", help="Stochasticity eta / churn of the sampler (diffusion)."),
 ) -> None:
     """Fabricate synthetic images marked as such (PNG text chunk / NIfTI descrip), with a manifest and card."""
+    from medfab.cli.common import lock_output_folder
     from medfab.sampling.fabricate import fabricate
 
+    lock_output_folder(out)         # one process per output folder: a second is refused, naming the first
+
+    given = {"sampler": sampler, "steps": steps, "guidance": guidance, "eta": eta}
     path = fabricate(run, out, n_per_class=n_per_class, balance_to=balance_to, match_counts=match_counts,
-                     seed=seed, bit_depth=bit_depth, checkpoint=checkpoint, progress=progress)
+                     seed=seed, bit_depth=bit_depth, checkpoint=checkpoint, progress=progress,
+                     batch_size=batch_size, device=device,
+                     sampler={k: v for k, v in given.items() if v is not None})   # passed on only when given
     console.print(f"[green]wrote[/] {path} (manifest.csv, model_card.json)")

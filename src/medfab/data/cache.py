@@ -7,7 +7,10 @@ added or removed file, or another config, gives another key. Entries are built i
 and renamed into place in one step, so a run killed half-way leaves no entry that looks complete.
 
 File content hashes are SHA-256 of the bytes (not of decoded pixels). A side index maps
-(path, size, mtime) -> hash, so a repeated run only ``stat``s the files instead of reading them.
+(path, size, mtime) -> hash, so a repeated run only ``stat``s the files instead of reading them. Only files
+unchanged for ``SETTLED_S`` seconds enter the index: a file rewritten within its timestamp's granularity (a
+jiffy on many file systems) keeps its size and mtime, and would otherwise keep its old hash -- and hand back the
+old tensors (the "racily clean" problem git solves the same way).
 
 Location: ``cache_dir`` argument, else ``$MEDFAB_CACHE``, else ``~/.cache/medfab``.
 ``MEDFAB_CACHE=off`` turns caching off.
@@ -27,6 +30,7 @@ import numpy as np
 
 CACHE_VERSION = 1  # bump when preprocessing code changes what it produces for the same config
 _INDEX = "file_hashes.json"
+SETTLED_S = 2.0  # a file younger than this is hashed every time, never remembered
 
 
 def cache_root(cache_dir: str | Path | None = None) -> Path | None:
@@ -79,8 +83,9 @@ class FileHasher:
         if hit is not None and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
             return hit[2]
         digest = _sha256_file(path)
-        self.index[k] = [st.st_size, st.st_mtime_ns, digest]
-        self.dirty = True
+        if time.time_ns() - st.st_mtime_ns > SETTLED_S * 1e9:  # settled: a later change gets another mtime
+            self.index[k] = [st.st_size, st.st_mtime_ns, digest]
+            self.dirty = True
         return digest
 
     def save(self) -> None:

@@ -50,6 +50,9 @@ class InspectReport:
     cross_split_subjects: list[str]  # subject ids found in more than one split
     imbalance_ratio: float  # largest class / smallest class (training split if any)
     problems: list[Problem] = field(default_factory=list)
+    flat_volumes: list[str] = field(default_factory=list)  # NIfTI files holding one 2D image
+    # (group, balanced accuracy, chance): can the class be told from size/mode or intensity statistics alone?
+    shortcuts: list[tuple[str, float, float]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,6 +69,12 @@ def _pct(n: int, total: int) -> str:
     return f"{100 * n / max(total, 1):.0f} %" if n * 100 >= total else f"{100 * n / max(total, 1):.1f} %"
 
 
+def shortcut_margin() -> float:
+    from medfab.data.shortcuts import MARGIN
+
+    return MARGIN
+
+
 def _problems(r: InspectReport) -> list[Problem]:
     p: list[Problem] = []
     if r.unreadable:
@@ -79,7 +88,35 @@ def _problems(r: InspectReport) -> list[Problem]:
         p.append(
             Problem(
                 f"{len(r.blank)} image(s) are blank (one constant value), e.g. {r.blank[0]}",
-                "delete them, or check the export (a window/level or bit-depth error)",
+                "delete them, or check the export (a window/level or bit-depth error); "
+                "`medfab train` would train on them",
+            )
+        )
+    if r.flat_volumes:
+        p.append(
+            Problem(
+                f"{len(r.flat_volumes)} NIfTI file(s) hold a 2D image, not a volume, e.g. {r.flat_volumes[0]}",
+                "keep 2D images and 3D volumes in separate data sets (a model is 2D or 3D); "
+                "save slices as PNG, or stack them into one volume",
+            )
+        )
+    for group, acc, chance in r.shortcuts:
+        if acc < chance + shortcut_margin():
+            continue
+        what = ("image size, aspect ratio and storage mode" if group == "acquisition"
+                else "simple intensity statistics (mean, spread, dark fraction)")
+        todo = ("crop every image to the head's bounding box before resizing, so no padding is left to learn "
+                "from: `medfab train --fit crop_head` and `medfab evaluate --fit crop_head` (PreprocessConfig "
+                "fit='crop_head'); or re-export "
+                "the classes alike; then inspect again"
+                if group == "acquisition" else
+                "check the classes were exported the same way (scanner, window/level, bit depth); "
+                "if the difference is anatomy, this is expected")
+        p.append(
+            Problem(
+                f"shortcut: {what} alone predict the class (balanced accuracy {acc:.2f}, chance {chance:.2f}, "
+                "cross-validated); a model can learn the label from them instead of the anatomy",
+                todo,
             )
         )
     if r.skipped:
@@ -165,11 +202,13 @@ def _problems(r: InspectReport) -> list[Problem]:
                 )
     if not r.splits:
         p.append(Problem("no train/test split folders", "make a leakage-free split with `medfab data split`"))
-    if r.other_sizes or len(r.sizes) > 1:
+    leaks = any(g == "acquisition" and a >= c + shortcut_margin() for g, a, c in r.shortcuts)
+    if (r.other_sizes or len(r.sizes) > 1) and not leaks:
         p.append(
             Problem(
                 f"image sizes differ ({len(r.sizes)} common size(s), {r.other_sizes} other)",
-                "fine: medfab pads to a square and resizes to --size; check that crops are consistent",
+                "fine when the size does not tell the class (checked: see shortcuts); medfab pads to a square "
+                "and resizes to --size",
             )
         )
     if len(r.modes) > 1:
@@ -193,10 +232,29 @@ def inspect_dataset(
     path: str | Path, *, progress: bool = True, max_rmse: float = dup.MAX_RMSE, **reader_options
 ) -> InspectReport:
     """Read every sample under ``path`` once and summarise it. ``reader_options`` go to ``read_dataset``."""
-    from medfab.data.readers import read_dataset
+    import warnings
 
-    ds = read_dataset(path, **reader_options)
+    from medfab.data.readers import read_dataset, relative_key
+
+    errors: list = []  # every unusable file or folder is listed, not just the first
+    with warnings.catch_warnings():  # skipped links are in the report's skipped list
+        warnings.simplefilter("ignore")
+        ds = read_dataset(path, errors=errors, **reader_options)
     s = scan(ds, progress=progress)
+    listing_errors = []
+    for f, e in errors:
+        try:
+            key = Path(f).relative_to(ds.root).as_posix()
+        except ValueError:
+            key = str(f)
+        listing_errors.append((key, e.message))
+    flat = [relative_key(smp, ds.root) for i, smp in enumerate(ds.samples)
+            if smp.reader == "nifti" and smp.index is None and s.sizes[i] is not None and len(s.sizes[i]) == 2]
+    ok = [i for i in range(len(ds.samples)) if s.sizes[i] is not None and len(s.sizes[i]) >= 2]
+    from medfab.data.shortcuts import check_shortcuts
+
+    shortcuts = check_shortcuts([s.sizes[i] for i in ok], [s.modes[i] for i in ok],
+                                [s.thumbs.get(i) for i in ok], [ds.samples[i].label for i in ok])
     split = [smp.split for smp in ds.samples]
     label = [smp.label for smp in ds.samples]
 
@@ -223,7 +281,7 @@ def inspect_dataset(
         sizes=top,
         other_sizes=sum(sizes.values()) - sum(n for _, n in top),
         modes=dict(Counter(m for m in s.modes if m is not None).most_common()),
-        unreadable=[(s.keys[i], why) for i, why in sorted(s.errors.items())],
+        unreadable=listing_errors + [(s.keys[i], why) for i, why in sorted(s.errors.items())],
         blank=[s.keys[i] for i in s.blank],
         skipped=list(ds.problems),
         exact_duplicates=[[s.keys[i] for i in g] for g in exact],
@@ -239,6 +297,8 @@ def inspect_dataset(
         subjects=len(subject_splits),
         cross_split_subjects=sorted(k for k, v in subject_splits.items() if len(v) > 1),
         imbalance_ratio=round(max(pool.values()) / max(min(pool.values()), 1), 2) if pool else 1.0,
+        flat_volumes=flat,
+        shortcuts=[(x.group, round(x.balanced_accuracy, 3), round(x.chance, 3)) for x in shortcuts],
     )
     r.problems = _problems(r)
     return r
@@ -301,6 +361,16 @@ def print_report(r: InspectReport, console, *, max_rows: int = 10) -> None:
         t.add_column("reason")
         for k, why in r.unreadable[:max_rows]:
             t.add_row(k, why)
+        if len(r.unreadable) > max_rows:
+            t.caption = f"{len(r.unreadable) - max_rows} more in --json"
+        console.print(t)
+    if r.skipped:
+        t = Table(title="skipped files, folders and links")
+        t.add_column("what and why")
+        for why in r.skipped[:max_rows]:
+            t.add_row(why)
+        if len(r.skipped) > max_rows:
+            t.caption = f"{len(r.skipped) - max_rows} more in --json"
         console.print(t)
 
     t = Table(title="problems")

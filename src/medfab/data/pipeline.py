@@ -149,6 +149,16 @@ def _writer(root: Path | None, key: str, shape: tuple[int, ...]) -> EntryWriter 
         return None
 
 
+def _warn_blank(x: np.ndarray, keys: list[str]) -> None:
+    """Say so when images are blank (one value: all black, one pixel): they are used, but teach nothing."""
+    flat = np.asarray(x).reshape(len(x), -1)
+    blank = np.flatnonzero(flat.max(axis=1) <= flat.min(axis=1)) if flat.size else np.zeros(0, np.int64)
+    if len(blank):
+        warnings.warn(f"{len(blank)} of {len(x)} image(s) are blank (one constant value), e.g. {keys[blank[0]]}; "
+                      "they are used as they are: delete them if that is not intended (see `medfab data inspect`)",
+                      stacklevel=3)
+
+
 def _key(ds: Dataset, keys: list[str], cfg: PreprocessConfig, root: Path | None) -> str:
     """Cache key: config as given + every sample's key, label and file content hash."""
     hasher = FileHasher(root)
@@ -189,6 +199,7 @@ def dataset_tensors(
     hit = load_entry(root, key)
     if hit is not None:
         x, meta = hit
+        _warn_blank(x, keys)
         return TensorSet(x, y, list(ds.classes), keys, preprocess=meta["preprocess"])
 
     # "auto" normalisation depends on whether all inputs are 8-bit: assume what the first sample says,
@@ -215,6 +226,7 @@ def dataset_tensors(
         if writer is not None:
             writer.abort()
         raise
+    _warn_blank(x, keys)
     return TensorSet(x, y, list(ds.classes), keys, preprocess=resolved.model_dump(mode="json"))
 
 

@@ -156,9 +156,35 @@ def preprocess(a: np.ndarray, cfg: PreprocessConfig, *, name: str = "array") -> 
     x = normalise(a, cfg)
     if cfg.fit == "crop_head":
         x = x[head_box(x, cfg.head_threshold, cfg.margin)]
-    scale = cfg.size / max(x.shape)
-    target = tuple(max(1, min(cfg.size, round(n * scale))) for n in x.shape)
+    return fit_to_size(x, cfg.size)
+
+
+def placement(shape: tuple[int, ...], size: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The square/cube rule of steps 3-4: (resized shape, offset of it in the ``size``^d output) for ``shape``.
+
+    The longest side becomes ``size``, the others keep the aspect ratio (rounded), and the result is centred
+    (e.g. a 90 x 120 x 120 volume at size 64 -> 48 x 64 x 64 at offset (8, 0, 0)). Written out so that a
+    segmentation and an output affine can follow exactly the same rule (medfab.data.volumes).
+    """
+    scale = size / max(shape)
+    target = tuple(max(1, min(size, round(n * scale))) for n in shape)
+    return target, tuple((size - n) // 2 for n in target)
+
+
+def fit_to_size(x: np.ndarray, size: int, pad_value: float = -1.0) -> np.ndarray:
+    """Steps 3-4: resize by :func:`placement`'s rule, pad with ``pad_value``, clip to [-1, 1]."""
+    target, offset = placement(x.shape, size)
     x = resize(x, target)
-    out = np.full((cfg.size,) * cfg.spatial_dims, -1.0, dtype=np.float32)
-    out[tuple(slice((cfg.size - n) // 2, (cfg.size - n) // 2 + n) for n in target)] = x
+    out = np.full((size,) * x.ndim, pad_value, dtype=np.float32)
+    out[tuple(slice(o, o + n) for o, n in zip(offset, target))] = x
     return np.clip(out, -1.0, 1.0, out=out)
+
+
+FITS = ("pad", "crop_head")
+
+
+def fit_option(fit: str, size: int) -> PreprocessConfig | None:
+    """The preprocessing a command's ``--fit`` flag asks for: None for "pad" (the data's default rule)."""
+    if fit not in FITS:
+        raise MedfabError(f"unknown --fit '{fit}'", "use --fit pad (keep the whole image) or --fit crop_head")
+    return None if fit == "pad" else PreprocessConfig(size=size, fit=fit)

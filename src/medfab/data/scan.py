@@ -76,7 +76,7 @@ def _decode(sample: Sample) -> tuple[np.ndarray, str]:
             if sample.reader != "npz"
             else _npz_mode(str(sample.path), sample.split)
         )
-    except Exception:  # the pixels decoded; a header quirk must not make the sample "unreadable"
+    except Exception:  # noqa: BLE001 -- the pixels decoded; a header quirk must not make the sample "unreadable"
         mode = f"{sample.reader} float32"
     return a, mode
 
@@ -124,7 +124,7 @@ def scan(dataset: Dataset, *, progress: bool = True) -> Scan:
         except MedfabError as e:
             s.errors[i] = e.message
             continue
-        except Exception as e:  # a reader bug or exotic file must not abort a whole inspection
+        except Exception as e:  # noqa: BLE001 -- a reader bug or exotic file must not abort a whole inspection
             s.errors[i] = f"{type(e).__name__}: {e}"
             continue
         s.modes[i], s.sizes[i] = mode, tuple(int(d) for d in a.shape)

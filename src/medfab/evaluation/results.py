@@ -1,9 +1,9 @@
 """The results of ``medfab evaluate``: a versioned schema written to ``EVAL/results.json``.
 
-Shape (``SCHEMA_VERSION`` 1)::
+Shape (``SCHEMA_VERSION`` 2)::
 
     {
-      "schema": "medfab.evaluation", "schema_version": 1, "medfab_version": "0.1.0",
+      "schema": "medfab.evaluation", "schema_version": 2, "medfab_version": "0.1.0",
       "created": "2026-01-01T00:00:00Z",
       "config": {...EvalConfig...},
       "classes": ["A", "B"],
@@ -12,33 +12,50 @@ Shape (``SCHEMA_VERSION`` 1)::
       "samples": [{"file": "figures/samples_A.png", "caption": "..."}],      # synthetic beside real
       "families": {
         "fidelity": {"status": "ok" | "skipped" | "error", "seconds": 1.5, "reason": null | "why",
-                     "data": {...family-specific...}, "figures": [{"file": ..., "caption": ...}]},
-        "diversity": ..., "class": ..., "utility": ..., "privacy": ...
+                     "data": {"family": "fidelity", ...}, "figures": [{"file": ..., "caption": ...}]},
+        "diversity": ..., "class": ..., "utility": ..., "privacy": ..., "volumes": ...
       }
     }
 
+``data`` is the family's typed result (``FidelityResult``, ... ``VolumesResult`` in
+:mod:`medfab.evaluation.families`), written with ``model_dump`` and read back with ``model_validate``, chosen
+by its ``family`` tag. Version 2 (typed results, the 3D ``volumes`` family) replaced version 1 (untyped dicts):
+a version-1 file is refused with a message to re-run ``medfab evaluate``.
+
 Every number in the file is finite: a value that could not be computed is replaced by
 ``{"skipped": "<reason>"}`` (see :func:`clean`), and the file is written with ``allow_nan=False`` so a NaN
-that slipped through fails loudly instead of producing invalid JSON. The family-specific ``data`` shapes
-are documented in :mod:`medfab.evaluation.families`.
+that slipped through fails loudly instead of producing invalid JSON.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from medfab.errors import MedfabError
+from medfab.evaluation.families import FamilyData
+from medfab.evaluation.families.base import clean
+
+__all__ = [
+    "FAMILIES",
+    "FAMILIES_3D",
+    "SCHEMA_VERSION",
+    "FamilyResult",
+    "Figure",
+    "Results",
+    "clean",
+    "read_results",
+    "write_results",
+]
 
 SCHEMA = "medfab.evaluation"
-SCHEMA_VERSION = 1
-FAMILIES = ("fidelity", "diversity", "class", "utility", "privacy")
+SCHEMA_VERSION = 2
+FAMILIES = ("fidelity", "diversity", "class", "utility", "privacy")  # 2D images
+FAMILIES_3D = ("volumes",)  # 3D volumes (NIfTI)
 
 
 class Figure(BaseModel):
@@ -56,8 +73,19 @@ class FamilyResult(BaseModel):
     status: Literal["ok", "skipped", "error"] = "ok"
     seconds: float = 0.0
     reason: str | None = None  # why skipped, or the error message
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: FamilyData | dict[str, Any] = Field(default_factory=dict)  # typed; a dict for an unknown family
     figures: list[Figure] = Field(default_factory=list)
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _typed(cls, v: Any) -> Any:
+        """A dict tagged with a known family must be that family's result (an error, not a silent dict)."""
+        if isinstance(v, dict) and "family" in v:
+            return _FAMILY_DATA.validate_python(v)
+        return v
+
+
+_FAMILY_DATA = TypeAdapter(FamilyData)
 
 
 class Results(BaseModel):
@@ -75,36 +103,6 @@ class Results(BaseModel):
 
     def to_json(self) -> dict[str, Any]:
         return clean(self.model_dump(by_alias=True, mode="python"))
-
-
-def clean(obj: Any, *, _key: str = "") -> Any:
-    """Return ``obj`` as plain JSON types with every non-finite number replaced by a ``skipped`` reason.
-
-    numpy scalars and arrays become Python numbers and lists; tuples become lists; NaN/inf become
-    ``{"skipped": "<key> is not finite (nan)"}`` so a reader sees why a figure is missing.
-    """
-    if isinstance(obj, dict):
-        return {str(k): clean(v, _key=str(k)) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [clean(v, _key=_key) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return clean(obj.tolist(), _key=_key)
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        v = float(obj)
-        if not math.isfinite(v):
-            return {"skipped": f"{_key or 'value'} is not finite ({v})"}
-        return v
-    if isinstance(obj, Path):
-        return str(obj)
-    if obj is None or isinstance(obj, str):
-        return obj
-    if isinstance(obj, BaseModel):
-        return clean(obj.model_dump(mode="python"), _key=_key)
-    return str(obj)
 
 
 def write_results(results: Results, path: str | Path) -> Path:
@@ -138,4 +136,18 @@ def read_results(path: str | Path) -> Results:
             f"{path} has schema version {version}; this medfab reads up to {SCHEMA_VERSION}",
             "upgrade medfab to read it",
         )
-    return Results.model_validate(raw)
+    if version < SCHEMA_VERSION:
+        raise MedfabError(
+            f"{path} was written by an older medfab (results schema version {version}; this medfab reads "
+            f"version {SCHEMA_VERSION}, typed per-family results)",
+            f"re-run `medfab evaluate ... --out {path.parent}` to rewrite it",
+        )
+    try:
+        return Results.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        raise MedfabError(
+            f"{path} does not match results schema version {SCHEMA_VERSION}: {where}: {first['msg']}",
+            "re-run `medfab evaluate` to rewrite it (was it edited by hand?)",
+        ) from None

@@ -22,13 +22,14 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from medfab.data.tensors import TensorSet
 from medfab.errors import MedfabError
-from medfab.evaluation.results import FAMILIES, FamilyResult, Figure, Results, write_results
+from medfab.evaluation.results import FAMILIES, FAMILIES_3D, FamilyResult, Figure, Results, write_results
 
 FEATURE_SETS = ("featurenet", "pixel", "radiomic", "user")
 _PARENT = {"half_a": "real", "half_b": "real", "synth_m": "synth"}  # subsets whose features are sliced
@@ -40,10 +41,13 @@ class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     real_train: str
-    real_test: str
+    real_test: str | None = None  # required for 2D images; for 3D volumes it is the privacy reference
     synthetic: str
     out: str
     size: int = Field(64, ge=16)
+    fit: Literal["pad", "crop_head"] = "pad"  # real images only: synthetic ones are already at the model's size
+    dims: Literal[2, 3] | None = None  # None: 3 when the synthetic folder holds 3D NIfTI volumes
+    real_seg_volumes: str | None = None  # 3D: DLMUSE seg_volumes.csv of the real set (tissue volumes)
     max_per_class: int | None = Field(None, ge=4)  # cap per class and set (seeded), for speed
     families: list[str] = list(FAMILIES)
     features: list[str] = ["featurenet", "pixel", "radiomic"]  # FD/KID spaces; the first also feeds PRDC
@@ -59,13 +63,18 @@ class EvalConfig(BaseModel):
     msssim_pairs: int = Field(200, ge=2)
     shares: list[float] = [0.0, 0.25, 0.5, 0.75, 1.0]
     gallery: int = Field(8, ge=1)  # closest pairs / sample images shown per row
+    device: str = "auto"  # where networks and neighbour searches run: auto (CUDA when present), cpu, cuda[:K]
+    # "featurenet": class fidelity reuses the feature network (a SmallCNN trained on real half A) and the utility
+    # study fits logistic regressions on its cached features (minutes); "cnn": a CNN trained from scratch for class
+    # fidelity and for every utility regime and seed (about 22 CNN trainings: hours on a 2-core laptop).
+    classifiers: Literal["featurenet", "cnn"] = "featurenet"
 
     @field_validator("families")
     @classmethod
     def _known_families(cls, v: list[str]) -> list[str]:
-        bad = [f for f in v if f not in FAMILIES]
+        bad = [f for f in v if f not in FAMILIES + FAMILIES_3D]
         if bad:
-            raise ValueError(f"unknown families {bad}; choose from {list(FAMILIES)}")
+            raise ValueError(f"unknown families {bad}; choose from {list(FAMILIES + FAMILIES_3D)}")
         return v
 
     @field_validator("features")
@@ -120,12 +129,28 @@ class Context:
     def classes(self) -> list[str]:
         return self.real.classes
 
+    @property
+    def device(self):
+        """The torch device of ``cfg.device`` (checked when the evaluation starts)."""
+        from medfab.device import resolve_device
+
+        return resolve_device(self.cfg.device)
+
+    def featurenet(self):
+        """The feature network fitted on real half A (fitted on first use, then shared by every family)."""
+        if "featurenet" not in self.extractors:
+            self.features("featurenet", "half_a")
+        return self.extractors["featurenet"]
+
     def features(self, space: str, which: str) -> np.ndarray:
         """Features (N, F) of set ``which`` ("real", "test", "synth", "half_a", "half_b", "synth_m")."""
         key = (space, which)
         if key in self._feat:
             return self._feat[key]
         parent = _PARENT.get(which)
+        siblings = [w for w, p in _PARENT.items() if p == parent and (space, w) in self._feat]
+        if parent and not siblings and (space, parent) not in self._feat:
+            self.features(space, parent)  # extract the whole set once; its subsets are slices (privacy needs it)
         if (space, parent) in self._feat:  # a subset of a set already extracted: slice, don't extract twice
             pos = {k: i for i, k in enumerate(getattr(self, parent).keys)}
             if len(pos) == len(getattr(self, parent).keys):  # keys unique, so rows are well defined
@@ -149,6 +174,7 @@ class Context:
 def load_sets(cfg: EvalConfig, *, progress: bool = True) -> tuple[TensorSet, TensorSet, TensorSet]:
     """Load the three sets at ``cfg.size`` and check that they can be compared; cap per class (seeded)."""
     from medfab.data import load_tensors
+    from medfab.data.preprocess import fit_option
     from medfab.evaluation.baseline import cap_per_class
 
     sets = {}
@@ -162,7 +188,8 @@ def load_sets(cfg: EvalConfig, *, progress: bool = True) -> tuple[TensorSet, Ten
                 f"the {name} folder {path} does not exist",
                 "give a folder with one sub-folder of images per class",
             )
-        sets[name] = load_tensors(path, size=cfg.size, progress=progress)
+        pre = fit_option(cfg.fit, cfg.size) if name.startswith("real") else None
+        sets[name] = load_tensors(path, size=cfg.size, preprocess=pre, progress=progress)
     train, test, synth = check_compatible(sets["real train"], sets["real test"], sets["synthetic"])
     return (
         cap_per_class(train, cfg.max_per_class, seed=cfg.seed),
@@ -207,6 +234,21 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> Results:
     from medfab.evaluation.baseline import match_counts, split_halves
 
     cfg = cfg.resolved()
+    from medfab.device import resolve_device
+
+    resolve_device(cfg.device)  # a bad or absent --device stops here, before any loading
+    if cfg.dims is None:  # 3D when the synthetic folder holds NIfTI volumes
+        from medfab.evaluation.volumes.io import is_volume_folder
+
+        cfg = cfg.model_copy(update={"dims": 3 if is_volume_folder(cfg.synthetic) else 2})
+    if cfg.dims == 3:
+        from medfab.evaluation.volumes.run import evaluate_volumes
+
+        return evaluate_volumes(cfg, progress=progress)
+    if cfg.real_test is None:
+        raise MedfabError("--real-test is missing", "give --real-test DIR: real images the generator never saw")
+    if "volumes" in cfg.families:
+        raise MedfabError("the volumes family measures 3D volumes", "give NIfTI volumes (or --dims 3)")
     out = Path(cfg.out)
     extractors = {}
     if cfg.extractor:  # a bad extractor file is bad input: stop before hours of work
@@ -242,13 +284,7 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> Results:
         },
     )
     res.samples = [Figure(file=str(p.relative_to(out)), caption=c) for p, c in fam.sample_grids(ctx)]
-    runners = {
-        "fidelity": fam.fidelity,
-        "diversity": fam.diversity,
-        "class": fam.class_fidelity_family,
-        "utility": fam.utility,
-        "privacy": fam.privacy,
-    }
+    runners = {name: fam.MODULES[name].compute for name in FAMILIES}  # each -> (typed result, figures)
     with _progress(progress) as bar:
         task = bar.add_task("evaluate", total=len(cfg.families))
         for name in cfg.families:
@@ -267,7 +303,7 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> Results:
     return res
 
 
-def run_family(name: str, fn: Callable[[Context], tuple[dict, list]], ctx: Context) -> FamilyResult:
+def run_family(name: str, fn: Callable[[Context], tuple], ctx: Context) -> FamilyResult:
     """Run one family: a MedfabError (e.g. too few images) marks it skipped, any other error failed."""
     t0 = time.perf_counter()
     try:

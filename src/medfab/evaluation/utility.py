@@ -15,6 +15,16 @@ Draws are nested per seed and class (the first m images of one fixed permutation
 only by the swapped images; identical training sets are trained once. Where a class has fewer synthetic images
 than asked, the extra ones are drawn with replacement and a note says so. Training sets with identical contents
 (e.g. share 0 and ``real``) are trained once per seed.
+
+Two classifiers (``model``):
+
+* ``"cnn"``: a SmallCNN trained from scratch per regime and seed (the full study: about 21 CNN trainings, hours on
+  a 2-core laptop for 5,000 images at 64²);
+* ``"features"``: a class-weighted multinomial logistic regression on fixed per-image features (in ``medfab
+  evaluate``: the cached, standardised FeatureNet embedding, trained on real half A): seconds per regime, so the
+  default evaluation keeps every regime and 3 seeds. It measures whether the synthetic images carry the class
+  information that a real-trained embedding exposes -- a linear probe, not a from-scratch training; its seed
+  spread (only the nested draws vary) is much smaller than a CNN's, so compare its intervals with each other only.
 """
 
 from __future__ import annotations
@@ -119,14 +129,16 @@ def _check(real_train: TensorSet, real_test: TensorSet, synth: TensorSet, seeds,
 def utility_study(real_train: TensorSet, real_test: TensorSet, synth: TensorSet, *, seeds=(0, 1, 2),
                   shares=(0, 0.25, 0.5, 0.75, 1.0), epochs: int = 15, size_matched: bool = True,
                   progress: bool = True, mixed: bool = True, width: int = 16, batch_size: int = 64,
-                  device: str = "cpu") -> dict:
+                  device: str = "cpu", model: str = "cnn", features=None) -> dict:
     """Train-on-{real, synthetic, mixed}, test-on-real study; see the module docstring for the regimes.
 
     Returns ``classes``, ``seeds``, ``regimes`` ({name: n_train, counts, per_seed, mean, std}), ``share_sweep``
     (list over shares), ``table`` (rows: model x training data; columns: metrics, mean and std over seeds),
     ``ratio_to_real`` (synthetic-only / real-only balanced accuracy and macro-F1, goal >= 0.9),
     ``recall_delta`` (per-class recall of each mixed regime minus real) and ``notes``. Deterministic in seeds.
-    ``mixed=False`` skips the two mixed regimes (a quicker study).
+    ``mixed=False`` skips the two mixed regimes (a quicker study). ``model="features"`` trains a logistic
+    regression on ``features`` = (real_train, real_test, synthetic) arrays (N, F), one row per image in set order,
+    instead of a CNN on pixels (see the module docstring).
     """
     from tqdm import tqdm
 
@@ -134,6 +146,12 @@ def utility_study(real_train: TensorSet, real_test: TensorSet, synth: TensorSet,
 
     seeds, shares = tuple(seeds), tuple(float(s) for s in shares)
     _check(real_train, real_test, synth, seeds, shares)
+    if model not in ("cnn", "features"):
+        raise MedfabError(f"unknown utility model {model!r}", "use 'features' (fast) or 'cnn' (the full study)")
+    if model == "features":
+        inputs = _check_features(features, (len(real_train), len(real_test), len(synth)))
+    else:
+        inputs = (real_train.x, real_test.x, synth.x)
     classes = list(real_train.classes)
     test, synth = real_test.with_classes(classes), synth.with_classes(classes)
     k = len(classes)
@@ -147,13 +165,17 @@ def utility_study(real_train: TensorSet, real_test: TensorSet, synth: TensorSet,
     jobs = [(seed, name) for seed in seeds for name in plans[seed]]
     for seed, name in tqdm(jobs, desc="utility study", unit="set", disable=not progress):
         ir, is_ = plans[seed][name]
-        x = np.concatenate([real_train.x[ir], synth.x[is_]])          # (n, 1, H, W)
+        x = np.concatenate([inputs[0][ir], inputs[2][is_]])           # (n, 1, H, W) images or (n, F) features
         y = np.concatenate([real_train.y[ir], synth.y[is_]])
         key = (seed, hashlib.blake2b(x.tobytes() + y.tobytes(), digest_size=16).hexdigest())
         if key not in trained:
-            model = train_classifier(x, y, k, epochs=epochs, seed=seed, width=width, batch_size=batch_size,
-                                     device=device)
-            trained[key] = classification_metrics(test.y, predict_proba(model, test.x).argmax(axis=1), classes)
+            if model == "features":
+                pred = _feature_head(x, y, k, seed).predict(inputs[1])
+            else:
+                net = train_classifier(x, y, k, epochs=epochs, seed=seed, width=width, batch_size=batch_size,
+                                       device=device)
+                pred = predict_proba(net, inputs[1]).argmax(axis=1)
+            trained[key] = classification_metrics(test.y, pred, classes)
         runs[seed, name] = trained[key]
     regimes = {}
     for name, (ir0, is0) in plans[seeds[0]].items():
@@ -163,11 +185,35 @@ def utility_study(real_train: TensorSet, real_test: TensorSet, synth: TensorSet,
         regimes[name] = {"n_train": len(y), "n_synthetic": len(is0),
                          "counts": {c: int((y == i).sum()) for i, c in enumerate(classes)},
                          "per_seed": per_seed, "mean": mean, "std": std}
-    return _summarise(regimes, classes, seeds, shares, short, len(test), width)
+    label = f"SmallCNN (width {width})" if model == "cnn" else "logistic regression on FeatureNet features"
+    return _summarise(regimes, classes, seeds, shares, short, len(test), label)
 
 
-def _row(name: str, reg: dict, width: int) -> dict:
-    row = {"model": f"SmallCNN (width {width})", "training_data": name, "n_train": reg["n_train"]}
+def _check_features(features, sizes: tuple[int, int, int]) -> tuple[np.ndarray, ...]:
+    if features is None or len(features) != 3:
+        raise MedfabError("the 'features' utility model needs features of the real train, real test and synthetic "
+                          "sets", "pass features=(f_train, f_test, f_synth), or use model='cnn'")
+    out = tuple(np.asarray(f, dtype=np.float64) for f in features)
+    for f, n, name in zip(out, sizes, ("real train", "real test", "synthetic")):
+        if f.ndim != 2 or len(f) != n or not np.isfinite(f).all():
+            raise MedfabError(f"{name} features have shape {f.shape}; expected ({n}, F), finite",
+                              "extract one feature row per image, in the order of the set")
+    return out
+
+
+def _feature_head(x: np.ndarray, y: np.ndarray, k: int, seed: int):
+    """Class-weighted multinomial logistic regression on (standardised) features; deterministic (lbfgs)."""
+    from sklearn.linear_model import LogisticRegression
+
+    counts = np.bincount(y, minlength=k)
+    weight = {c: len(y) / (k * n) for c, n in enumerate(counts) if n > 0}  # as train_classifier's class weights
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")       # ConvergenceWarning on separable data: the fit is still usable
+        return LogisticRegression(C=1.0, max_iter=300, class_weight=weight, random_state=seed).fit(x, y)
+
+
+def _row(name: str, reg: dict, label: str) -> dict:
+    row = {"model": label, "training_data": name, "n_train": reg["n_train"]}
     for m in METRICS:
         row[m], row[f"{m}_std"] = reg["mean"][m], reg["std"][m]
     return row
@@ -177,7 +223,7 @@ def _ratio(num: float, den: float):
     return float(num / den) if den > 0 else None      # None (null), never NaN, when real scores 0
 
 
-def _summarise(regimes, classes, seeds, shares, short, n_test, width) -> dict:
+def _summarise(regimes, classes, seeds, shares, short, n_test, label) -> dict:
     real, syn = regimes["real"]["mean"], regimes["synthetic"]["mean"]
     ratio = {m: _ratio(syn[m], real[m]) for m in ("balanced_accuracy", "macro_f1")}
     ratio["goal"] = GOAL_RATIO
@@ -197,5 +243,5 @@ def _summarise(regimes, classes, seeds, shares, short, n_test, width) -> dict:
     if missing:
         notes.append(f"no synthetic images of {missing}: synthetic-only models cannot predict them")
     return {"classes": classes, "seeds": list(seeds), "n_test": int(n_test), "regimes": regimes,
-            "share_sweep": sweep, "table": [_row(n, r, width) for n, r in regimes.items()],
+            "share_sweep": sweep, "table": [_row(n, r, label) for n, r in regimes.items()],
             "ratio_to_real": ratio, "recall_delta": delta, "notes": notes}

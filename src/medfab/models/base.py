@@ -1,8 +1,22 @@
-"""The contract between a generative model and medfab's single training loop.
+"""The contract between a generative model and medfab's single training loop (the engine contract, issue 8).
 
-A model is an ``nn.Module`` that owns its networks (e.g. ``G``, ``D``, ``G_ema``), its loss and its own
-optimisation step. The loop (``medfab.training.loop``) only feeds batches, calls :meth:`train_step`,
-logs the returned numbers, checkpoints and resumes. Sampling goes through :meth:`generate`.
+A model is an ``nn.Module`` that owns its networks (e.g. ``G``, ``D``, ``G_ema``) and its losses; the loop
+(``medfab.training.loop`` with ``medfab.training.step``) owns the optimisation, as in stylegan2-ada's phases
+and edm2's ``EDM2Loss`` + ``training_loop``. A model declares:
+
+- :meth:`GenerativeModel.phases`: the optimisation phases of one step, in order (a GAN's D then G, WGAN-GP's
+  generator every ``n_critic`` steps, a VAE's ELBO, a diffusion model's denoising loss);
+- :meth:`GenerativeModel.configure_optimizers`: the optimisers the phases name;
+- :meth:`GenerativeModel.phase_loss`: the loss of one phase on one micro-batch, computed inside autocast,
+  as tensors (``"loss"`` to minimise + detached scalars to log; no ``.item()``, no host sync);
+- :attr:`GenerativeModel.ema_pairs`: EMA copy -> source network; the loop updates each copy right after the
+  optimiser step of the phase that trains its source (decay: ``config.ema_decay`` with warm-up, or the
+  model's own ``ema_decay_at(ctx)``).
+
+The loop does zero_grad, backward (outside autocast), gradient accumulation over micro-batches, clipping,
+learning-rate warm-up, optimiser steps, EMA updates, logging, checkpoints and exact resume. All training
+randomness comes from the global torch RNG, which the loop seeds per step. Sampling goes through
+:meth:`generate`, whose random draws all come from ``generator`` (``blocks.randn/rand``).
 
 Distributed training: the loop wraps every sub-network named in :attr:`GenerativeModel.ddp_modules` in
 ``DistributedDataParallel`` (``setattr(model, name, DDP(getattr(model, name)))``) and unwraps it for
@@ -81,6 +95,7 @@ class GenerativeModel(nn.Module):
 
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     ddp_modules: ClassVar[tuple[str, ...]] = ()   # sub-networks trained with gradients (e.g. ("G", "D"))
+    ema_pairs: ClassVar[dict[str, str]] = {}      # EMA copy attribute -> source attribute (e.g. G_ema -> G)
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -90,16 +105,28 @@ class GenerativeModel(nn.Module):
         """Optimisers by name; the loop saves and restores their state with the checkpoint."""
         raise NotImplementedError
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, step: int,
-                   optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
-        """One optimisation step on a batch ``x`` (B, C, H, W) in [-1, 1] with labels ``y`` (B,).
+    def phases(self) -> list[Phase]:
+        """The optimisation phases of one training step, in the order the loop runs them."""
+        raise NotImplementedError
 
-        Returns scalar losses/diagnostics for logging (python floats). Must be deterministic given the
-        global torch RNG state, which the loop seeds and checkpoints.
+    def phase_loss(self, phase: str, x: torch.Tensor, y: torch.Tensor, ctx: StepContext) -> dict[str, torch.Tensor]:
+        """Loss of ``phase`` on a micro-batch ``x`` (b, C, H, W[, D]) in [-1, 1] with labels ``y`` (b,).
+
+        Returns ``"loss"``, the scalar tensor to minimise (penalties included), plus detached scalar tensors to
+        log. Called inside autocast; deterministic given the global torch RNG, which the loop seeds per step.
         """
         raise NotImplementedError
 
     @torch.no_grad()
-    def generate(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def generate(self, y: torch.Tensor, generator: torch.Generator | None = None, **sampler) -> torch.Tensor:
         """Images (B, C, H, W) in [-1, 1] of classes ``y``; all randomness drawn from ``generator``."""
         raise NotImplementedError
+
+    def sampler_settings(self, **sampler) -> dict[str, Any]:
+        """The resolved sampler settings (recorded in the manifest); a model without settings rejects any."""
+        if sampler:
+            from medfab.errors import MedfabError
+
+            raise MedfabError(f"model '{self.config.name}' takes no sampler settings, got: {', '.join(sampler)}",
+                              "drop --sampler/--steps/--guidance/--eta (they are for diffusion models)")
+        return {}

@@ -10,7 +10,7 @@ Small-data tools: DiffAugment on D's input, spectral norm in D, optional R1 pena
 from __future__ import annotations
 
 import itertools
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -18,9 +18,10 @@ from pydantic import Field
 from torch import nn
 
 from medfab.models import blocks
-from medfab.models.base import GenerativeModel, SmallDataConfig
+from medfab.models.base import GenerativeModel, Phase, SmallDataConfig, StepContext
 from medfab.models.diffaug import diff_augment, parse_policy
-from medfab.models.ema import make_ema, update_ema
+from medfab.models.ema import make_ema
+from medfab.models.optim import adam
 
 
 class DCGenerator(nn.Module):
@@ -93,6 +94,7 @@ class GANBase(GenerativeModel):
     """Sampling, EMA and augmentation shared by DCGAN and WGAN-GP (both: G(z, y), D(x, y))."""
 
     ddp_modules = ("G", "D")
+    ema_pairs: ClassVar[dict[str, str]] = {"G_ema": "G"}   # updated by the loop after each G step
     config: GANConfig
 
     def __init__(self, config: GANConfig):
@@ -111,12 +113,9 @@ class GANBase(GenerativeModel):
     def _sample_z(self, b: int, device, generator=None) -> torch.Tensor:
         return blocks.randn((b, self.config.z_dim), generator, device)
 
-    def _after_g_step(self, step: int) -> None:
-        if self.config.ema:
-            update_ema(self.G_ema, blocks.unwrap(self.G), step=step, decay=self.config.ema_decay)
-
     @torch.no_grad()
-    def generate(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def generate(self, y: torch.Tensor, generator: torch.Generator | None = None, **sampler) -> torch.Tensor:
+        self.sampler_settings(**sampler)                   # no sampler settings: rejects any
         blocks.check_labels(y, self.config.num_classes)
         net = self.G_ema if self.config.ema else blocks.unwrap(self.G)
         was_training = net.training
@@ -142,47 +141,43 @@ class DCGAN(GANBase):
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         betas = (self.config.beta1, self.config.beta2)
-        return {"G": torch.optim.Adam(self.G.parameters(), lr=self.config.lr, betas=betas),
-                "D": torch.optim.Adam(self.D.parameters(), lr=self.config.lr, betas=betas)}
+        return {"G": adam(self.G.parameters(), lr=self.config.lr, betas=betas),
+                "D": adam(self.D.parameters(), lr=self.config.lr, betas=betas)}
 
     def _d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         if self.config.loss == "hinge":
             return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
         return F.softplus(-real).mean() + F.softplus(fake).mean()       # BCE(real=1) + BCE(fake=0)
 
-    def train_step(self, x, y, step, optimizers):
-        c, b = self.config, x.shape[0]
-        # One G forward serves both steps (as in the DCGAN reference): detached for D, attached for G.
-        fake = self.G(self._sample_z(b, x.device), y)                   # (B, C, S, S)
-        # D step: real and fake in one forward (D has no batch norm by default, so they cannot leak).
-        x_real = x.detach().requires_grad_(c.r1_gamma > 0)
-        if c.d_norm == "batch":
-            logits = torch.cat([self.D(self._augment(x_real), y), self.D(self._augment(fake.detach()), y)])
-        else:
-            logits = self.D(self._augment(torch.cat([x_real, fake.detach()])), torch.cat([y, y]))   # (2B,)
-        d_loss = self._d_loss(logits[:b], logits[b:])
-        r1 = torch.zeros((), device=x.device)
-        if c.r1_gamma > 0:
-            # R1 (Mescheder et al. 2018, eq. 9): gamma/2 * E ||grad_x D(x)||^2 on real images
-            (g,) = torch.autograd.grad(logits[:b].sum(), x_real, create_graph=True)
-            r1 = g.pow(2).flatten(1).sum(1).mean() * (c.r1_gamma / 2)
-        out = {"d_loss": d_loss.item(), "r1": r1.item(), "d_real": logits[:b].mean().item(),
-               "d_fake": logits[b:].mean().item()}
-        if not blocks.finite(d_loss, r1):
-            return out | {"g_loss": float("nan")}
-        optimizers["D"].zero_grad(set_to_none=True)
-        (d_loss + r1).backward()
-        optimizers["D"].step()
+    def phases(self) -> list[Phase]:
+        return [Phase("D", "D"), Phase("G", "G")]
 
-        # G step
-        with blocks.frozen(self.D):
-            g_logits = self.D(self._augment(fake), y)
-            g_loss = -g_logits.mean() if c.loss == "hinge" else F.softplus(-g_logits).mean()
-        out["g_loss"] = g_loss.item()
-        if not blocks.finite(g_loss):
-            return out
-        optimizers["G"].zero_grad(set_to_none=True)
-        g_loss.backward()                                     # D's weights were frozen in the graph
-        optimizers["G"].step()
-        self._after_g_step(step)
-        return out
+    def phase_loss(self, phase: str, x: torch.Tensor, y: torch.Tensor, ctx: StepContext) -> dict[str, torch.Tensor]:
+        c, b = self.config, x.shape[0]
+        if phase == "D":
+            # Logged: loss_D (with r1), d_loss, d_real, d_fake, r1. One G forward serves both phases (as in the
+            # DCGAN reference): detached here, attached in phase G.
+            fake = ctx.cache["fake"] = self.G(self._sample_z(b, x.device), y)   # (B, C, S, S)
+            # Real and fake in one D forward (D has no batch norm by default, so they cannot leak).
+            x_real = x.detach().requires_grad_(c.r1_gamma > 0)
+            if c.d_norm == "batch":
+                logits = torch.cat([self.D(self._augment(x_real), y), self.D(self._augment(fake.detach()), y)])
+            else:
+                logits = self.D(self._augment(torch.cat([x_real, fake.detach()])), torch.cat([y, y]))   # (2B,)
+            logits = logits.float()
+            d_loss = self._d_loss(logits[:b], logits[b:])
+            out = {"d_loss": d_loss.detach(), "d_real": logits[:b].detach().mean(),
+                   "d_fake": logits[b:].detach().mean()}
+            if c.r1_gamma > 0:
+                # R1 (Mescheder et al. 2018, eq. 9): gamma/2 * E ||grad_x D(x)||^2 on real images
+                (g,) = torch.autograd.grad(logits[:b].sum(), x_real, create_graph=True)
+                r1 = g.float().pow(2).flatten(1).sum(1).mean() * (c.r1_gamma / 2)
+                return {"loss": d_loss + r1, **out, "r1": r1.detach()}
+            return {"loss": d_loss, **out}
+        fake = ctx.cache.pop("fake", None)
+        if fake is None:                          # no shared cache (DDP with gradient accumulation)
+            fake = self.G(self._sample_z(b, x.device), y)
+        with blocks.frozen(self.D):               # no weight gradients for D in G's backward
+            g_logits = self.D(self._augment(fake), y).float()
+        g_loss = -g_logits.mean() if c.loss == "hinge" else F.softplus(-g_logits).mean()
+        return {"loss": g_loss}                   # logged as loss_G

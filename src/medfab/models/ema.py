@@ -31,8 +31,13 @@ def ema_decay(step: int, decay: float) -> float:
 
 @torch.no_grad()
 def update_ema(ema: nn.Module, model: nn.Module, *, step: int, decay: float) -> None:
+    """ema <- d * ema + (1 - d) * model with the warmed-up decay ``ema_decay(step, decay)``."""
+    lerp_ema(ema, model, ema_decay(step, decay))
+
+
+@torch.no_grad()
+def lerp_ema(ema: nn.Module, model: nn.Module, d: float) -> None:
     """ema <- d * ema + (1 - d) * model for parameters; buffers (BN running stats) are copied."""
-    d = ema_decay(step, decay)
     e_params = list(ema.parameters())
     m_params = [p.detach() for p in model.parameters()]
     torch._foreach_lerp_(e_params, m_params, 1.0 - d)

@@ -9,7 +9,7 @@ needs a new input. Here the input is a coarse structure map: the image area-down
   the full-resolution image, trained on pairs (coarse(x), x) with the non-saturating GAN loss
   + l1_weight * L1;
   the PatchGAN sees ``cat(map, image, class planes)``.
-Both stages train in the same :meth:`Pix2Pix.train_step`. A fraction ``map_mix`` of the maps given to stage B
+Both stages train in the same loop step, as three phases (A, D, G). A fraction ``map_mix`` of the maps given to stage B
 are stage A's reconstructions instead of the exact coarse images, so B also learns to render A's (slightly
 smoother) maps, the kind it gets at sampling time. See docs/models.md for the design and its
 memorisation check.
@@ -17,7 +17,7 @@ memorisation check.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -26,9 +26,10 @@ from torch import nn
 
 from medfab.errors import MedfabError
 from medfab.models import blocks
-from medfab.models.base import GenerativeModel, SmallDataConfig
+from medfab.models.base import GenerativeModel, Phase, SmallDataConfig, StepContext
 from medfab.models.diffaug import diff_augment, parse_policy
-from medfab.models.ema import make_ema, update_ema
+from medfab.models.ema import make_ema
+from medfab.models.optim import adam
 from medfab.models.patchgan import PatchGAN
 from medfab.models.unet import UNet
 from medfab.models.vae import Decoder, Encoder
@@ -85,6 +86,7 @@ class Pix2PixConfig(SmallDataConfig):
 class Pix2Pix(GenerativeModel):
     Config = Pix2PixConfig
     ddp_modules = ("A", "G", "D")
+    ema_pairs: ClassVar[dict[str, str]] = {"G_ema": "G"}   # updated by the loop after each G step
     config: Pix2PixConfig
 
     def __init__(self, config: Pix2PixConfig):
@@ -106,9 +108,9 @@ class Pix2Pix(GenerativeModel):
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
-        return {"A": torch.optim.Adam(self.A.parameters(), lr=c.map_lr),
-                "G": torch.optim.Adam(self.G.parameters(), lr=c.lr, betas=(c.beta1, c.beta2)),
-                "D": torch.optim.Adam(self.D.parameters(), lr=c.lr, betas=(c.beta1, c.beta2))}
+        return {"A": adam(self.A.parameters(), lr=c.map_lr),
+                "G": adam(self.G.parameters(), lr=c.lr, betas=(c.beta1, c.beta2)),
+                "D": adam(self.D.parameters(), lr=c.lr, betas=(c.beta1, c.beta2))}
 
     # --- maps -----------------------------------------------------------------------------------------
     def coarse(self, x: torch.Tensor) -> torch.Tensor:
@@ -132,60 +134,59 @@ class Pix2Pix(GenerativeModel):
         pair = diff_augment(torch.cat([m_up, img], 1), self.policy)
         return torch.cat([pair, blocks.class_planes(y, self.config.num_classes, pair)], 1)
 
-    # --- training ---------------------------------------------------------------------------------------
-    def train_step(self, x, y, step, optimizers):
-        c, b = self.config, x.shape[0]
-        # Stage A: ELBO on coarse maps (L1 recon summed over map pixels + warmed-up beta * KL).
+    # --- training: phases A (map prior), D, G -------------------------------------------------------------
+    def phases(self) -> list[Phase]:
+        return [Phase("A", "A"), Phase("D", "D"), Phase("G", "G")]
+
+    def _b_inputs(self, x: torch.Tensor, y: torch.Tensor, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
+        """(upsampled map, G's input) of stage B; a map_mix share of the maps are stage A's reconstructions."""
+        if "m_up" in ctx.cache:
+            return ctx.cache["m_up"], ctx.cache["g_in"]
         m = self.coarse(x)                                                # (B, C, m, m)
-        m_hat, mu, logvar = self.A(m, y)
-        a_recon = (m - m_hat).abs().flatten(1).sum(1).mean()
-        a_kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(1).mean()
-        warm = 1.0 if c.map_kl_warmup_steps == 0 else min(1.0, (step + 1) / c.map_kl_warmup_steps)
-        beta = c.map_beta * warm
-        a_loss = a_recon + beta * a_kl
-        out = {"a_loss": a_loss.item(), "a_kl": a_kl.item()}
-        if not blocks.finite(a_loss):
-            return out
-        optimizers["A"].zero_grad(set_to_none=True)
-        a_loss.backward()
-        optimizers["A"].step()
-
-        # Stage B input maps: exact coarse maps, a map_mix share replaced by A's reconstructions.
-        use_a = (torch.rand(b, device=x.device) < c.map_mix).view(-1, *([1] * (x.dim() - 1)))
-        m_up = self._upsample(torch.where(use_a, m_hat.detach(), m))    # (B, C, S, S)
+        m_hat = ctx.cache.get("m_hat")
+        if m_hat is None:                                                 # no shared cache (DDP + accumulation)
+            with torch.no_grad():
+                m_hat = self.A(m, y)[0]
+        use_a = (torch.rand(x.shape[0], device=x.device) < self.config.map_mix).view(-1, *([1] * (x.dim() - 1)))
+        m_up = self._upsample(torch.where(use_a, m_hat.to(m.dtype), m))  # (B, C, S, S)
         g_in = self._g_input(m_up, y)
+        ctx.cache.update(m_up=m_up, g_in=g_in)
+        return m_up, g_in
 
-        # D step: real and fake pairs in one forward (no batch norm in D by default).
-        fake = self.G(g_in)                                             # one G forward for both steps
-        if c.d_norm == "batch":
-            logits = torch.cat([self.D(self._d_input(m_up, x, y)),
-                                self.D(self._d_input(m_up, fake.detach(), y))])
-        else:
-            pairs = self._d_input(torch.cat([m_up, m_up]), torch.cat([x, fake.detach()]), torch.cat([y, y]))
-            logits = self.D(pairs)                                      # (2B, 1, s, s)
-        d_loss = F.softplus(-logits[:b]).mean() + F.softplus(logits[b:]).mean()   # BCE(real=1) + BCE(fake=0)
-        out |= {"d_loss": d_loss.item(), "d_real": logits[:b].mean().item(),
-                "d_fake": logits[b:].mean().item()}
-        if not blocks.finite(d_loss):
-            return out
-        optimizers["D"].zero_grad(set_to_none=True)
-        d_loss.backward()
-        optimizers["D"].step()
-
-        # G step: fool D + stay close to the real image (L1 mean over pixels, as in the reference).
+    def phase_loss(self, phase: str, x: torch.Tensor, y: torch.Tensor, ctx: StepContext) -> dict[str, torch.Tensor]:
+        c, b = self.config, x.shape[0]
+        if phase == "A":
+            # Stage A: ELBO on coarse maps (L1 recon summed over map pixels + warmed-up beta * KL).
+            m = self.coarse(x)                                            # (B, C, m, m)
+            m_hat, mu, logvar = self.A(m, y)
+            mu, logvar = mu.float(), logvar.float()
+            ctx.cache["m_hat"] = m_hat.detach()
+            a_recon = (m - m_hat.float()).abs().flatten(1).sum(1).mean()
+            a_kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(1).mean()
+            warm = 1.0 if c.map_kl_warmup_steps == 0 else min(1.0, (ctx.step + 1) / c.map_kl_warmup_steps)
+            return {"loss": a_recon + c.map_beta * warm * a_kl, "a_kl": a_kl.detach()}    # logged: loss_A, a_kl
+        m_up, g_in = self._b_inputs(x, y, ctx)
+        if phase == "D":
+            # Real and fake pairs in one forward (no batch norm in D by default); one G forward for both phases.
+            fake = ctx.cache["fake"] = self.G(g_in)                       # (B, C, S, S)
+            if c.d_norm == "batch":
+                logits = torch.cat([self.D(self._d_input(m_up, x, y)),
+                                    self.D(self._d_input(m_up, fake.detach(), y))])
+            else:
+                pairs = self._d_input(torch.cat([m_up, m_up]), torch.cat([x, fake.detach().to(x.dtype)]),
+                                      torch.cat([y, y]))
+                logits = self.D(pairs)                                    # (2B, 1, s, s)
+            logits = logits.float()
+            d_loss = F.softplus(-logits[:b]).mean() + F.softplus(logits[b:]).mean()   # BCE(real=1) + BCE(fake=0)
+            return {"loss": d_loss, "d_real": logits[:b].detach().mean(), "d_fake": logits[b:].detach().mean()}
+        # G: fool D + stay close to the real image (L1 mean over pixels, as in the reference).
+        fake = ctx.cache.pop("fake", None)
+        if fake is None:
+            fake = self.G(g_in)
         with blocks.frozen(self.D):
-            g_adv = F.softplus(-self.D(self._d_input(m_up, fake, y))).mean()
-        g_l1 = (fake - x).abs().mean()
-        g_loss = g_adv + c.l1_weight * g_l1
-        out |= {"g_loss": g_loss.item(), "g_adv": g_adv.item(), "g_l1": g_l1.item()}
-        if not blocks.finite(g_loss):
-            return out
-        optimizers["G"].zero_grad(set_to_none=True)
-        g_loss.backward()
-        optimizers["G"].step()
-        if c.ema:
-            update_ema(self.G_ema, blocks.unwrap(self.G), step=step, decay=c.ema_decay)
-        return out
+            g_adv = F.softplus(-self.D(self._d_input(m_up, fake, y)).float()).mean()
+        g_l1 = (fake.float() - x).abs().mean()
+        return {"loss": g_adv + c.l1_weight * g_l1, "g_adv": g_adv.detach(), "g_l1": g_l1.detach()}
 
     # --- sampling -----------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -210,5 +211,6 @@ class Pix2Pix(GenerativeModel):
         return x.float().clamp(-1, 1)   # float32 even under autocast
 
     @torch.no_grad()
-    def generate(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def generate(self, y: torch.Tensor, generator: torch.Generator | None = None, **sampler) -> torch.Tensor:
+        self.sampler_settings(**sampler)                   # no sampler settings: rejects any
         return self.render(self.sample_maps(y, generator), y, generator)

@@ -14,14 +14,18 @@ if TYPE_CHECKING:
 def _table() -> dict[str, type[GenerativeModel]]:
     # Imported here so `medfab --help` does not import torch.
     from medfab.models.dcgan import DCGAN
+    from medfab.models.diffusion import Diffusion
+    from medfab.models.ldm import LatentDiffusion
     from medfab.models.pix2pix import Pix2Pix
+    from medfab.models.progan3d import ProGAN3D
     from medfab.models.vae import ConditionalVAE
     from medfab.models.wgan_gp import WGANGP
 
-    return {"pix2pix": Pix2Pix, "dcgan": DCGAN, "wgan-gp": WGANGP, "vae": ConditionalVAE}
+    return {"pix2pix": Pix2Pix, "dcgan": DCGAN, "wgan-gp": WGANGP, "vae": ConditionalVAE,
+            "progan3d": ProGAN3D, "diffusion": Diffusion, "ldm": LatentDiffusion}
 
 
-MODEL_NAMES = ("pix2pix", "dcgan", "wgan-gp", "vae")
+MODEL_NAMES = ("pix2pix", "dcgan", "wgan-gp", "vae", "diffusion", "ldm")
 
 
 def get_model_class(name: str) -> type[GenerativeModel]:
@@ -35,9 +39,18 @@ def get_model_class(name: str) -> type[GenerativeModel]:
 
 def build_model(name: str, **overrides) -> tuple[GenerativeModel, ModelConfig]:
     """Build a model from its registry name and config fields; unknown fields raise a MedfabError."""
+    from medfab.models.size_check import check_model_size
+
     cls = get_model_class(name)
     config = make_config(cls, name, overrides)
-    return cls(config), config
+    check_model_size(cls, config, name)  # counted on the meta device: an absurd width never reaches the allocator
+    try:
+        return cls(config), config
+    except (RuntimeError, MemoryError) as e:
+        if not isinstance(e, MemoryError) and "alloc" not in str(e).lower() and "memory" not in str(e).lower():
+            raise
+        raise MedfabError(f"not enough memory to build model '{name}' ({str(e).splitlines()[0]})",
+                          "lower the width settings or image_size in the config") from None
 
 
 def make_config(cls, name: str, fields: dict) -> ModelConfig:

@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
 from torch import nn
 
 from medfab.models import blocks
-from medfab.models.base import GenerativeModel, ModelConfig
-from medfab.models.ema import make_ema, update_ema
+from medfab.models.base import GenerativeModel, ModelConfig, Phase, StepContext
+from medfab.models.ema import make_ema
+from medfab.models.optim import adam
 
 
 class Encoder(nn.Module):
@@ -85,6 +86,7 @@ class VAEConfig(ModelConfig):
 class ConditionalVAE(GenerativeModel):
     Config = VAEConfig
     ddp_modules = ("E", "G")
+    ema_pairs: ClassVar[dict[str, str]] = {"G_ema": "G"}   # only when config.ema (G_ema is None otherwise)
     config: VAEConfig
 
     def __init__(self, config: VAEConfig):
@@ -117,7 +119,7 @@ class ConditionalVAE(GenerativeModel):
     # --- training and sampling ----------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         params = list(self.E.parameters()) + list(self.G.parameters())
-        return {"VAE": torch.optim.Adam(params, lr=self.config.lr)}
+        return {"VAE": adam(params, lr=self.config.lr)}
 
     def beta_at(self, step: int) -> float:
         c = self.config
@@ -135,25 +137,22 @@ class ConditionalVAE(GenerativeModel):
         kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(1).mean()   # Kingma & Welling, App. B
         return recon, kl
 
-    def train_step(self, x, y, step, optimizers):
+    def phases(self) -> list[Phase]:
+        return [Phase("elbo", "VAE")]
+
+    def phase_loss(self, phase: str, x: torch.Tensor, y: torch.Tensor, ctx: StepContext) -> dict[str, torch.Tensor]:
         mu, logvar = self.E(x, y)
+        mu, logvar = mu.float(), logvar.float()
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)          # reparameterisation trick
         x_hat = self.G(z, y)
-        recon, kl = self.loss_terms(x, x_hat, mu, logvar)
-        beta = self.beta_at(step)
+        recon, kl = self.loss_terms(x, x_hat.float(), mu, logvar)
+        beta = self.beta_at(ctx.step)
         loss = recon + beta * kl
-        out = {"loss": loss.item(), "recon": recon.item(), "kl": kl.item(), "beta": beta}
-        if not blocks.finite(loss):
-            return out
-        optimizers["VAE"].zero_grad(set_to_none=True)
-        loss.backward()
-        optimizers["VAE"].step()
-        if self.config.ema:
-            update_ema(self.G_ema, blocks.unwrap(self.G), step=step, decay=self.config.ema_decay)
-        return out
+        return {"loss": loss, "recon": recon.detach(), "kl": kl.detach(), "beta": beta}     # logged as loss_elbo, ...
 
     @torch.no_grad()
-    def generate(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def generate(self, y: torch.Tensor, generator: torch.Generator | None = None, **sampler) -> torch.Tensor:
+        self.sampler_settings(**sampler)                   # no sampler settings: rejects any
         device = next(self.parameters()).device
         z = blocks.randn((len(y), self.config.latent_dim), generator, device) * self.config.temperature
         return self.decode(z, y.to(device)).float().clamp(-1, 1)

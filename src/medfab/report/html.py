@@ -2,9 +2,9 @@
 
 Figures are embedded as base64 PNG data URIs and the CSS is inlined, so the file can be mailed or archived
 alone: no external assets, no JavaScript. The page: a summary (headline cards, family status, image counts),
-then one section per family, each with its plain-language verdicts (:mod:`medfab.report.verdicts`), its
-tables (:mod:`medfab.report.tables`) and its figures, then the optional anomaly-detection section and the
-configuration.
+then one section per family, each with its plain-language verdicts and tables built from the family's typed
+result (:mod:`medfab.report.sections`, one module per family, 3D volumes included) and its figures, then the
+optional anomaly-detection and expert-review sections and the configuration.
 
 Optional anomaly-detection section: rendered when ``EVAL/anomaly/results.json`` exists, with this shape::
 
@@ -32,30 +32,9 @@ from pathlib import Path
 
 from medfab.report import tables as T
 from medfab.report import verdicts as V
+from medfab.report.sections import SECTIONS
 
 _HERE = Path(__file__).parent
-
-_TITLES = {
-    "fidelity": "Fidelity: do synthetic images look like real ones?",
-    "diversity": "Diversity: do they vary as much as real ones?",
-    "class": "Class fidelity: do they show the requested class?",
-    "utility": "Utility: does training on them help a classifier on real data?",
-    "privacy": "Privacy: are they copies of training images?",
-}
-_INTROS = {
-    "fidelity": "Intensity histograms, brain mass and Fréchet / kernel distances between feature "
-    "distributions. Each synthetic figure sits beside the same figure for two disjoint halves of the real "
-    "data.",
-    "diversity": "MS-SSIM between random pairs within a class (higher = more alike) and precision / recall / "
-    "density / coverage of the synthetic features against real ones.",
-    "class": "A CNN trained on real images classifies each synthetic image; a good generator's images are "
-    "recognised about as often as real test images.",
-    "utility": "One small CNN per training set and seed, always tested on the real test set (train "
-    "synthetic, test real). Rows: model x training data; columns: metrics as mean ± std over seeds.",
-    "privacy": "Distances from synthetic images to their nearest training image, compared with held-out real "
-    "images, and a membership-inference attack.",
-}
-
 
 @dataclass
 class FigureView:
@@ -76,27 +55,37 @@ class Section:
     figures: list = field(default_factory=list)
 
 
-def write_report(eval_dir: str | Path, out: str | Path, *, title: str = "medfab evaluation report") -> Path:
+def write_report(
+    eval_dir: str | Path,
+    out: str | Path,
+    *,
+    title: str = "medfab evaluation report",
+    review_dir: str | Path | None = None,
+) -> Path:
     out = Path(out)
-    html = render_report(eval_dir, title=title)
+    html = render_report(eval_dir, title=title, review_dir=review_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
     return out
 
 
-def render_report(eval_dir: str | Path, *, title: str = "medfab evaluation report") -> str:
-    """The report's HTML text for the evaluation folder ``eval_dir``."""
+def render_report(
+    eval_dir: str | Path, *, title: str = "medfab evaluation report", review_dir: str | Path | None = None
+) -> str:
+    """The report's HTML text for the evaluation folder ``eval_dir`` (+ an expert review, see medfab.review)."""
     import jinja2
 
     from medfab.evaluation.results import read_results
 
     eval_dir = Path(eval_dir)
-    res = read_results(eval_dir).to_json()
-    sections = [_family_section(name, res, eval_dir) for name in res["families"]]
+    res = read_results(eval_dir)
+    sections = [_family_section(name, res, eval_dir) for name in res.families]
     anomaly = _anomaly_section(eval_dir)
     if anomaly is not None:
         sections.append(anomaly)
-    samples = [_figure(eval_dir, fig["file"], fig.get("caption", "")) for fig in res.get("samples", [])]
+    if review_dir is not None:
+        sections.append(_review_section(review_dir))
+    samples = [_figure(eval_dir, fig.file, fig.caption) for fig in res.samples]
     warnings = [v for s in sections for v in s.verdicts if v.level in ("warn", "bad")]
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(_HERE)),
@@ -114,36 +103,29 @@ def render_report(eval_dir: str | Path, *, title: str = "medfab evaluation repor
         sections=sections,
         samples=[s for s in samples if s],
         warnings=warnings,
-        config=json.dumps(res.get("config", {}), indent=1),
+        config=json.dumps(res.config, indent=1),
         status_rows=[(s.id, s.title.split(":")[0], s.status, s.reason, s.seconds) for s in sections],
     )
 
 
-def _family_section(name: str, res: dict, eval_dir: Path) -> Section:
-    fam = res["families"][name]
+def _family_section(name: str, res, eval_dir: Path) -> Section:
+    """One family's section: its verdicts and tables from its typed result, then its figures."""
+    fam = res.families[name]
+    mod = SECTIONS.get(name)
     sec = Section(
         id=name,
-        title=_TITLES.get(name, name),
-        intro=_INTROS.get(name, ""),
-        status=fam["status"],
-        reason=fam.get("reason") or "",
-        seconds=fam.get("seconds", 0.0),
+        title=mod.TITLE if mod else name,
+        intro=mod.INTRO if mod else "",
+        status=fam.status,
+        reason=fam.reason or "",
+        seconds=fam.seconds,
     )
-    if fam["status"] != "ok":
+    if fam.status != "ok":
         return sec
-    d = fam["data"]
-    sec.verdicts = V.SECTIONS[name](res) if name in V.SECTIONS else []
-    builders = {
-        "fidelity": lambda: T.fidelity(d),
-        "diversity": lambda: T.diversity(d),
-        "class": lambda: T.class_fidelity(d, res["classes"]),
-        "utility": lambda: T.utility(d),
-        "privacy": lambda: T.privacy(d),
-    }
-    sec.tables = builders[name]() if name in builders else []
-    sec.figures = [
-        f for f in (_figure(eval_dir, g["file"], g.get("caption", "")) for g in fam["figures"]) if f
-    ]
+    if mod is not None and isinstance(fam.data, mod.RESULT):
+        sec.verdicts = mod.verdicts(fam.data, res)
+        sec.tables = mod.tables(fam.data, res)
+    sec.figures = [f for f in (_figure(eval_dir, g.file, g.caption) for g in fam.figures) if f]
     return sec
 
 
@@ -172,6 +154,14 @@ def _anomaly_section(eval_dir: Path) -> Section | None:
                 sec.figures.append(view)
                 break
     return sec
+
+
+def _review_section(review_dir: str | Path) -> Section:
+    from medfab.review import report_section as R
+
+    res = R.load_review(review_dir)
+    return Section(id="review", title="Expert review: can experts tell them apart?", intro=R.INTRO,
+                   verdicts=R.verdicts(res), tables=R.tables(res))
 
 
 def _finite(v):

@@ -27,7 +27,8 @@ LIMITATIONS = [
 
 
 def build_model_card(*, run_configs: dict[str, dict[str, Any]], generated: dict[str, int], seed: int,
-                     bit_depth: int, mode: str) -> dict[str, Any]:
+                     bit_depth: int, mode: str, sampler: dict[str, Any] | None = None, batch_size: int = 1,
+                     device: str = "cpu") -> dict[str, Any]:
     """``run_configs``: config(s) returned by ``load_run`` (one per class for a per-class run)."""
     from medfab import __version__
 
@@ -46,10 +47,12 @@ def build_model_card(*, run_configs: dict[str, dict[str, Any]], generated: dict[
         "training_seconds_total": sum(float(m["training_seconds"] or 0) for m in models.values()),
         "data": first.get("data"),
         "preprocess": first.get("preprocess"),
-        "generated": {"mode": mode, "counts": generated, "base_seed": seed, "bit_depth": bit_depth},
+        "generated": {"mode": mode, "counts": generated, "base_seed": seed, "bit_depth": bit_depth,
+                      "sampler": sampler or {}, "batch_size": batch_size, "device": device},
         "intended_use": INTENDED_USE,
         "must_not_be_used_for": NOT_FOR,
         "limitations": LIMITATIONS,
-        "reproduce": "each image: torch.Generator().manual_seed(seed) -> model.generate([class], generator); "
-                     "seed and checkpoint sha256 are in manifest.csv",
+        "reproduce": "each image: medfab.sampling.generate_one(model, class_index, seed, **sampler), i.e. "
+                     "model.generate([class], StackedRandomGenerator([seed]), **sampler); seed, sampler settings "
+                     "and checkpoint sha256 are in manifest.csv; any batch size gives the same image",
     }

@@ -66,7 +66,8 @@ def _unflatten_optimizer(name: str, tensors: dict[str, torch.Tensor], meta: dict
 
 
 def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer],
-                    *, step: int, nimg: int, train_seconds: float, config: dict, keep: int = 2) -> Path:
+                    *, step: int, nimg: int, train_seconds: float, config: dict, keep: int = 2,
+                    loop_state: dict | None = None) -> Path:
     """Write ``checkpoints/ckpt-<kimg>.safetensors`` + sidecar atomically, keep the newest ``keep``."""
     from safetensors.torch import save
 
@@ -84,6 +85,8 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizers: dict[str,
     _atomic_write_bytes(path, save(tensors))
     sidecar = {"step": step, "nimg": nimg, "kimg": nimg / 1000, "train_seconds": train_seconds,
                "checkpoint": path.name, "optimizers": opt_meta, "config": config}
+    if loop_state is not None:                          # the loop's own state, e.g. an unfinished log window
+        sidecar["loop"] = loop_state
     atomic_write_json(ckdir / f"{stem}.json", sidecar)
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
@@ -112,8 +115,24 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object from ``path``; any failure is one MedfabError naming the file (JSON only: no code runs)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise MedfabError(f"{what} {path} is missing", "the run was not finished or was damaged: "
+                          "resume it, or train into a new --out folder") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise MedfabError(f"{what} {path} is not valid JSON ({e})",
+                          "the file is damaged (a crash while writing?) or not medfab's: restore it, or "
+                          "train into a new --out folder") from None
+    if not isinstance(data, dict):
+        raise MedfabError(f"{what} {path} does not hold a JSON object", "restore the file, or train again")
+    return data
+
+
 def read_sidecar(path: str | Path) -> dict[str, Any]:
-    return json.loads(Path(path).with_suffix(".json").read_text())
+    return _read_json(Path(path).with_suffix(".json"), "checkpoint sidecar")
 
 
 def file_sha256(path: str | Path) -> str:
@@ -133,23 +152,33 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module,
     path = Path(path)
     if not path.is_file():
         raise MedfabError(f"checkpoint {path} does not exist", "list the run's checkpoints/ folder")
-    tensors = load_file(str(path))
+    damaged = "delete it (the run resumes from the previous checkpoint) or train into a new --out folder"
+    try:  # safetensors only: a JSON header and raw tensor bytes, so loading never executes code
+        tensors = load_file(str(path))
+    except Exception as e:  # noqa: BLE001 -- SafetensorError, OSError, ...: all mean "not a usable file"
+        raise MedfabError(f"checkpoint {path} is not a complete safetensors file ({e})", damaged) from None
     meta = read_sidecar(path)
     weights = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as e:
-        raise MedfabError(f"checkpoint {path.name} does not fit this model: {str(e).splitlines()[0]}",
-                          "use the same model settings as the run that wrote it, or a new --out folder")
-    for name, opt in (optimizers or {}).items():
-        if name not in meta["optimizers"]:
-            raise MedfabError(f"checkpoint {path.name} has no state for optimiser '{name}'",
-                              "resume with the same model, or train into a new --out folder")
-        opt.load_state_dict(_unflatten_optimizer(name, tensors, meta["optimizers"][name]))
-    if restore_rng:
-        torch.set_rng_state(tensors["rng/cpu"])
-        if torch.cuda.is_available() and "rng/cuda" in tensors:
-            torch.cuda.set_rng_state(tensors["rng/cuda"])
+        raise MedfabError(f"checkpoint {path} does not fit this model: {str(e).splitlines()[0]}",
+                          "use the same model settings as the run that wrote it, or a new --out folder") from None
+    try:
+        for name, opt in (optimizers or {}).items():
+            if name not in meta["optimizers"]:
+                raise MedfabError(f"checkpoint {path} has no state for optimiser '{name}'",
+                                  "resume with the same model, or train into a new --out folder")
+            opt.load_state_dict(_unflatten_optimizer(name, tensors, meta["optimizers"][name]))
+        if restore_rng:
+            torch.set_rng_state(tensors["rng/cpu"])
+            if torch.cuda.is_available() and "rng/cuda" in tensors:
+                torch.cuda.set_rng_state(tensors["rng/cuda"])
+        for k in ("step", "nimg", "kimg", "train_seconds"):
+            float(meta[k])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+        raise MedfabError(f"checkpoint {path} or its sidecar is inconsistent ({type(e).__name__}: {e})",
+                          damaged) from None
     return meta
 
 
@@ -158,14 +187,18 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     if not cfg_path.is_file():
         raise MedfabError(f"{run_dir} is not a medfab run (no config.json)",
                           "give the --out folder of a 'medfab train' run")
-    return json.loads(cfg_path.read_text())
+    return _read_json(cfg_path, "run config")
 
 
 def build_from_config(config: dict[str, Any]) -> torch.nn.Module:
     """The model described by a run's ``config["model"]`` (registry name + fields)."""
     from medfab.models.registry import build_model
 
-    fields = dict(config["model"])
+    fields = config.get("model")
+    if not isinstance(fields, dict) or not isinstance(fields.get("name"), str):
+        raise MedfabError("the run config has no usable 'model' entry (a mapping with a 'name')",
+                          "restore the run's config.json, or train again")
+    fields = dict(fields)
     name = fields.pop("name")
     model, _ = build_model(name, **fields)
     return model
@@ -180,17 +213,30 @@ def load_run(run_dir: str | Path, which: str | Path = "latest") -> tuple[torch.n
     """
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
+    data = config.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("classes"), list) \
+            or not isinstance(data.get("counts", {}), dict):
+        raise MedfabError(f"{run_dir / 'config.json'} has no usable data.classes / data.counts",
+                          "restore the run's config.json, or train again")
     if config.get("per_class"):
         raise MedfabError(f"{run_dir} holds one model per class", f"load {run_dir}/<class> instead")
     if str(which) == "latest":
         path = latest_checkpoint(run_dir)
         if path is None:
-            raise MedfabError(f"{run_dir} has no complete checkpoint", "train longer or resume the run first")
+            damaged = [s.name for s in sorted((run_dir / CKPT_DIR).glob("ckpt-*.json"))
+                       if s.with_suffix(".safetensors").is_file()]
+            raise MedfabError(f"{run_dir} has no complete checkpoint"
+                              + (f" (damaged sidecar: {', '.join(damaged)})" if damaged else ""),
+                              "train longer or resume the run first" if not damaged else
+                              "resume the run (the damaged checkpoint is ignored), or restore the sidecar JSON")
     else:
         path = Path(which)
         if not path.is_file() and (run_dir / CKPT_DIR / path).is_file():
             path = run_dir / CKPT_DIR / path
-    model = build_from_config(config)
+    try:
+        model = build_from_config(config)
+    except MedfabError as e:  # a damaged or edited config.json: say which file
+        raise MedfabError(f"{run_dir / 'config.json'}: {e.message}", e.hint) from None
     meta = load_checkpoint(path, model)
     model.eval()
     return model, {**config, "checkpoint": str(path), "checkpoint_sha256": file_sha256(path),

@@ -33,6 +33,12 @@ class TrainConfig(BaseModel):
     keep_checkpoints: int = Field(2, ge=1)          # older checkpoints are deleted
     log_every: int = Field(50, ge=1)                # steps between metrics.jsonl / TensorBoard rows
     per_class_balanced_sampling: bool = True        # draw classes uniformly so a 52-image class is seen
+    device: str = "auto"                            # auto|cpu|cuda|cuda:K (torchrun: each rank's own GPU)
+    batch_gpu: int | None = Field(None, ge=1)       # micro-batch per process; None = no gradient accumulation
+    grad_clip: float | None = Field(None, gt=0)     # max gradient norm per optimiser step; None = off
+    lr_warmup_kimg: float = Field(0.0, ge=0)        # lr ramps up linearly over this many kimg (0 = off)
+    compile: bool = False                           # torch.compile the trained networks
+    channels_last: bool = False                     # channels-last memory format (2D/3D convolutions)
 
 
 def _suggest(key: str, known: set[str]) -> str:

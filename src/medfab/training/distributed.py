@@ -19,25 +19,35 @@ class DistInfo:
     rank: int
     world_size: int
     device: torch.device
+    flag_group: object = None      # a gloo group for host-side flags when the default group is nccl
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
 
-def init_distributed() -> DistInfo:
-    """Join the process group when launched by torchrun; otherwise a world of one on GPU 0 or the CPU."""
+def init_distributed(device: str = "auto") -> DistInfo:
+    """Join the process group when launched by torchrun; otherwise a world of one on ``device``.
+
+    ``device`` is ``auto|cpu|cuda|cuda:K`` (:func:`medfab.device.resolve_device`). Under torchrun each process
+    takes its local rank's GPU (``auto`` and ``cuda``), or the CPU (``cpu``).
+    """
+    from medfab.device import resolve_device
+
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    cuda = torch.cuda.is_available()
+    dev = resolve_device(device)
     if world > 1:
         local = int(os.environ.get("LOCAL_RANK", "0"))
+        cuda = dev.type == "cuda"
         if cuda:
             torch.cuda.set_device(local)
         if not dist.is_initialized():
             dist.init_process_group("nccl" if cuda else "gloo")
-        device = torch.device("cuda", local) if cuda else torch.device("cpu")
-        return DistInfo(dist.get_rank(), dist.get_world_size(), device)
-    return DistInfo(0, 1, torch.device("cuda", 0) if cuda else torch.device("cpu"))
+        # Stop/time/checkpoint flags are agreed every step: over gloo on the CPU they never wait for the GPU.
+        group = dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else None
+        dev = torch.device("cuda", local) if cuda else torch.device("cpu")
+        return DistInfo(dist.get_rank(), dist.get_world_size(), dev, group)
+    return DistInfo(0, 1, dev)
 
 
 def barrier(info: DistInfo) -> None:
@@ -49,8 +59,8 @@ def broadcast_flags(flags: list[bool], info: DistInfo) -> list[bool]:
     """Each flag True on every rank if it is True on any rank (e.g. a SIGTERM that reached one process)."""
     if info.world_size == 1:
         return [bool(f) for f in flags]
-    t = torch.tensor([1.0 if f else 0.0 for f in flags], device=info.device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    t = torch.tensor([1.0 if f else 0.0 for f in flags])          # host tensor: no device sync
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=info.flag_group)
     return [bool(v > 0) for v in t.tolist()]
 
 

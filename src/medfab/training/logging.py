@@ -10,14 +10,23 @@ import torch
 
 
 class RunLogger:
-    """Rank-0 writer of scalars to ``metrics.jsonl`` and ``logs/`` (TensorBoard). Appends on resume."""
+    """Rank-0 writer of scalars to ``metrics.jsonl`` and ``logs/`` (TensorBoard). Appends on resume.
 
-    def __init__(self, run_dir: Path):
+    ``resume_step``: rows after this step (written by a session that died before its next checkpoint) are
+    dropped, so the resumed run's rows are exactly those of an uninterrupted run.
+    """
+
+    def __init__(self, run_dir: Path, resume_step: int | None = None):
         from torch.utils.tensorboard import SummaryWriter
 
         self.run_dir = Path(run_dir)
-        self.jsonl = open(self.run_dir / "metrics.jsonl", "a")
-        self.tb = SummaryWriter(str(self.run_dir / "logs"))
+        path = self.run_dir / "metrics.jsonl"
+        if resume_step is not None and path.is_file():
+            kept = [line for line in path.read_text().splitlines()
+                    if line.strip() and _row_step(line) <= resume_step]
+            path.write_text("".join(line + "\n" for line in kept))
+        self.jsonl = open(path, "a")  # noqa: SIM115 -- closed in close()
+        self.tb = SummaryWriter(str(self.run_dir / "logs"), purge_step=resume_step)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         self.jsonl.write(json.dumps({"step": step, **values}) + "\n")
@@ -31,6 +40,13 @@ class RunLogger:
     def close(self) -> None:
         self.jsonl.close()
         self.tb.close()
+
+
+def _row_step(line: str) -> int:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return 1 << 62                                  # a row cut short by a kill mid-write is dropped
 
 
 def middle_slice(x: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import os
+import warnings
 from pathlib import Path
 
 from medfab.data.readers.dicom import dicom_samples
@@ -50,50 +51,122 @@ def _check_options(reader: str, volume_mode: str, slice_axis: int, slice_range) 
         raise MedfabError(f"slice_range must be two integers (start, stop), not {slice_range!r}", "e.g. (40, 100)")
 
 
-def _data_files(folder: Path, problems: list[str], reader: str, root: Path) -> list[tuple[Path, str]]:
-    """(file, kind) for every readable-looking file under ``folder`` (recursive, sorted, hidden skipped)."""
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _link_problem(link: Path, target: str, d: Path, root: Path, is_dir: bool,
+                  own_class: str | None = None, class_dirs: frozenset[str] = frozenset()) -> str | None:
+    """Why a symbolic link must not be followed (None: follow it).
+
+    A link back to the folder holding it or to any folder above it is a loop (it would count the other
+    classes' images again, under this class). A link into another class folder (``class_dirs``: real paths,
+    ``own_class``: this one's) would count that class's files under this one. A folder link leaving the data
+    root is followed only when it is a leaf folder of files (``medfab data split`` links DICOM series so);
+    a file link may point anywhere else (split's symlinks do), and reading it cannot loop.
+    """
+    rel = link.relative_to(root)
+    if is_dir and _inside(os.path.realpath(d), target):
+        return f"skipped link {rel} -> {target}: it points back to a folder above it (a loop)"
+    other = next((c for c in class_dirs if c != own_class and _inside(target, c)), None)
+    if other is not None and not (own_class and _inside(target, own_class)):
+        return (f"skipped link {rel} -> {target}: it points into another class folder "
+                "(a file is never counted under two classes)")
+    if is_dir and not _inside(target, os.path.realpath(root)):
+        try:
+            leaf = not any(e.is_dir() for e in os.scandir(target))
+        except OSError:
+            leaf = False
+        if not leaf:
+            return f"skipped link {rel} -> {target}: it leads out of the data folder"
+    return None
+
+
+def _data_files(folder: Path, problems: list[str], reader: str, root: Path,
+                owners: dict[str, str] | None = None, label: str | None = None,
+                class_dirs: frozenset[str] = frozenset()) -> list[tuple[Path, str]]:
+    """(file, kind) for every readable-looking file under ``folder`` (recursive, sorted, hidden skipped).
+
+    Symbolic links are resolved: loops and folder links out of the data root are skipped with a problem
+    (see :func:`_link_problem`), a broken link too. ``owners`` maps each real file path already taken to its
+    class, so one file (reached through links) is never counted under two classes.
+    """
     found: list[tuple[Path, str]] = []
     seen: set[str] = set()
-    # followlinks: a split made by `medfab data split` may link whole folders (e.g. DICOM series)
+    owners = {} if owners is None else owners
+    own = os.path.realpath(folder)
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         d = Path(dirpath)
         real = os.path.realpath(d)
-        if real in seen:  # a link loop, or a folder linked twice: read it once
+        if real in seen:  # a folder linked twice: read it once
             dirnames[:] = []
             continue
         seen.add(real)
+        keep = []
         for name in sorted(dirnames):
             if is_hidden(Path(name)):
                 problems.append(f"skipped hidden folder {(d / name).relative_to(root)}")
-        dirnames[:] = sorted(n for n in dirnames if not is_hidden(Path(n)))
+                continue
+            if os.path.islink(d / name):
+                why = _link_problem(d / name, os.path.realpath(d / name), d, root, True, own, class_dirs)
+                if why:
+                    problems.append(why)
+                    warnings.warn(why, stacklevel=2)
+                    continue
+            keep.append(name)
+        dirnames[:] = keep
         for name in sorted(filenames):
             f = d / name
             rel = f.relative_to(root)
             if is_hidden(f):
                 problems.append(f"skipped hidden file {rel}")
                 continue
+            if os.path.islink(f):
+                why = (f"skipped {rel}: a broken link (its target does not exist)" if not f.exists() else
+                       _link_problem(f, os.path.realpath(f), d, root, False, own, class_dirs))
+                if why:
+                    problems.append(why)
+                    warnings.warn(why, stacklevel=2)
+                    continue
             kind = sniff(f) or guess_by_name(f)
             if kind is None or kind == "npz":
                 problems.append(f"skipped {rel}: not an image, DICOM or NIfTI file")
             elif reader != "auto" and kind != reader:
                 problems.append(f"skipped {rel}: a {kind} file, but reader={reader!r}")
             else:
+                target = os.path.realpath(f)
+                if label is not None and owners.setdefault(target, label) != label:
+                    why = (f"skipped {rel}: the same file is already counted under class {owners[target]!r} "
+                           "(a file is never counted under two classes)")
+                    problems.append(why)
+                    warnings.warn(why, stacklevel=2)
+                    continue
                 found.append((f, kind))
     return found
 
 
 def _expand(
     files: list[tuple[Path, str]], label: str, split: str | None, subjects: dict[Path, str], *,
-    volume_mode: str, slice_axis: int, slice_range,
+    volume_mode: str, slice_axis: int, slice_range, errors: list[tuple[Path, MedfabError]] | None = None,
 ) -> list[Sample]:
-    """Turn files of one class into samples: images 1:1, NIfTI volume or slices, DICOM series grouping."""
+    """Turn files of one class into samples: images 1:1, NIfTI volume or slices, DICOM series grouping.
+
+    ``errors``: when given, a file whose header cannot be used (a 4D or broken NIfTI, a non-DICOM file in a
+    series) is recorded there as (path, error) and left out, so that an inspection lists every one of them.
+    """
     out: list[Sample] = []
     dicom_by_folder: dict[Path, list[Path]] = {}
     for f, kind in files:
         if kind == "image":
             out.append(Sample(f, label, split, subjects.get(f), None, None, "image"))
         elif kind == "nifti":
-            shape = volume_shape(f)
+            try:
+                shape = volume_shape(f)
+            except MedfabError as e:
+                if errors is None:
+                    raise
+                errors.append((f, e))
+                continue
             if len(shape) == 2 or volume_mode == "3d":
                 out.append(Sample(f, label, split, subjects.get(f), None, None, "nifti"))
             else:
@@ -103,7 +176,14 @@ def _expand(
         else:
             dicom_by_folder.setdefault(f.parent, []).append(f)
     for folder, dfiles in dicom_by_folder.items():
-        samples = dicom_samples(folder, dfiles, label, split, volume_mode=volume_mode, slice_range=slice_range)
+        try:
+            samples = dicom_samples(folder, dfiles, label, split, volume_mode=volume_mode, slice_range=slice_range,
+                                    errors=errors)
+        except MedfabError as e:
+            if errors is None:
+                raise
+            errors.append((folder, e))
+            continue
         out.extend(s if s.path not in subjects else Sample(s.path, s.label, s.split, subjects[s.path], s.index,
                                                                s.axis, s.reader) for s in samples)
     return out
@@ -171,14 +251,28 @@ def _from_folders(root: Path, problems: list[str], reader: str, **opts) -> list[
             "arrange images as ROOT/<class>/<image> (optionally ROOT/train/<class>/...), or pass labels_csv",
         )
     out: list[Sample] = []
+    owners: dict[str, str] = {}  # real file path -> class: one file is never counted under two classes
+    errors = opts.get("errors")
+    class_dirs = frozenset(os.path.realpath(c) for _, g in groups for c in g.iterdir()
+                           if c.is_dir() and not is_hidden(c) and not c.is_symlink())
     for split, group in groups:
         for cdir in sorted(p for p in group.iterdir() if p.is_dir() and not is_hidden(p)):
-            files = _data_files(cdir, problems, reader, root)
+            if cdir.is_symlink():
+                why = _link_problem(cdir, os.path.realpath(cdir), group, root, True, None, class_dirs)
+                if why:
+                    problems.append(why)
+                    warnings.warn(why, stacklevel=2)
+                    continue
+            files = _data_files(cdir, problems, reader, root, owners, cdir.name, class_dirs)
             if not files:
-                raise MedfabError(
+                e = MedfabError(
                     f"class folder {cdir} holds no readable image, DICOM or NIfTI file",
                     "add images to it or remove the empty folder",
                 )
+                if errors is None:
+                    raise e
+                errors.append((cdir, e))
+                continue
             out.extend(_expand(files, cdir.name, split, {}, **opts))
         for p in sorted(group.iterdir()):
             if p.is_file() and split is not None:
@@ -195,13 +289,16 @@ def read_dataset(
     slice_axis: int = 2,
     slice_range: tuple[int, int] | None = None,
     min_classes: int = 1,
+    errors: list[tuple[Path, MedfabError]] | None = None,
 ) -> Dataset:
     """List the labelled samples under ``path`` (no pixels are decoded).
 
     ``reader`` restricts the formats taken ("auto": all). ``volume_mode="2d"`` cuts NIfTI volumes into
     slices along ``slice_axis`` (after RAS reorientation; 2 = axial) and DICOM volumes into their stored
     slices, keeping ``range(n)[start:stop]`` for ``slice_range=(start, stop)``. ``min_classes``: raise if
-    fewer classes are found (2 for anything that trains or evaluates a classifier).
+    fewer classes are found (2 for anything that trains or evaluates a classifier). ``errors``: collect
+    (path, error) for empty class folders and unusable NIfTI/DICOM headers instead of raising at the first
+    one (``medfab data inspect`` lists them all); without it the first one raises.
     """
     _check_options(reader, volume_mode, slice_axis, slice_range)
     if slice_range is not None:
@@ -209,7 +306,7 @@ def read_dataset(
     root = _abs(Path(path).expanduser())
     if not root.exists():
         raise MedfabError(f"{root} does not exist", "give the folder that holds one sub-folder per class (or a .npz)")
-    opts = {"volume_mode": volume_mode, "slice_axis": slice_axis, "slice_range": slice_range}
+    opts = {"volume_mode": volume_mode, "slice_axis": slice_axis, "slice_range": slice_range, "errors": errors}
     problems: list[str] = []
     if root.is_file():
         if sniff(root) != "npz":
@@ -223,6 +320,10 @@ def read_dataset(
         else:
             samples = _from_folders(root, problems, reader, **opts)
         classes = sorted({s.label for s in samples}, key=_natural)
+    if not samples and errors:
+        raise MedfabError(f"no readable samples found under {root}: {errors[0][1].message}"
+                          + (f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""),
+                          errors[0][1].hint)
     if not samples:
         raise MedfabError(f"no readable samples found under {root}", "check the layout (see `medfab data inspect`)")
     if len(classes) < min_classes:

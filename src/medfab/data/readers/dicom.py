@@ -19,6 +19,7 @@ outputs (sample keys): name files without patient identifiers.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -41,14 +42,21 @@ def subject_hash(patient_id: str) -> str:
 
 def _read(path: Path, *, pixels: bool):
     import pydicom
-    from pydicom.errors import InvalidDicomError
 
     try:
-        if pixels:
-            return pydicom.dcmread(str(path), force=True)
-        return pydicom.dcmread(str(path), stop_before_pixels=True, specific_tags=_HEADER_TAGS, force=True)
-    except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, AttributeError) as e:
+        with warnings.catch_warnings():  # force=True on a non-DICOM file warns about every garbage "tag"
+            warnings.simplefilter("ignore")
+            if pixels:
+                ds = pydicom.dcmread(str(path), force=True)
+            else:
+                ds = pydicom.dcmread(str(path), stop_before_pixels=True, specific_tags=_HEADER_TAGS, force=True)
+    except Exception as e:  # noqa: BLE001 -- pydicom raises many types for a file that is not DICOM
         raise MedfabError(f"cannot read DICOM file {path}: {e}", "the file is corrupt or not DICOM: replace or delete it") from None
+    # force=True parses any bytes as tags; an image always has Rows (0028,0010).
+    if getattr(ds, "Rows", None) is None:
+        raise MedfabError(f"{path} is not a DICOM image (no Rows tag; named .dcm, but its content is not DICOM)",
+                          "replace it with the real DICOM file, or delete it from the folder")
+    return ds
 
 
 def _subject(ds) -> str | None:
@@ -79,10 +87,23 @@ def _slice_indices(n: int, slice_range: tuple[int, int] | None) -> range:
 
 def dicom_samples(
     folder: Path, files: list[Path], label: str, split: str | None, *, volume_mode: str,
-    slice_range: tuple[int, int] | None,
+    slice_range: tuple[int, int] | None, errors: list | None = None,
 ) -> list[Sample]:
-    """Samples for the DICOM ``files`` found directly in ``folder`` (one series volume, or single files)."""
-    headers = [(f, _read(f, pixels=False)) for f in files]
+    """Samples for the DICOM ``files`` found directly in ``folder`` (one series volume, or single files).
+
+    ``errors``: when given, a file that is not DICOM is recorded there as (path, error) and left out.
+    """
+    headers = []
+    for f in files:
+        try:
+            headers.append((f, _read(f, pixels=False)))
+        except MedfabError as e:
+            if errors is None:
+                raise
+            errors.append((f, e))
+    if not headers:
+        return []
+    files = [f for f, _ in headers]
     series = {str(getattr(ds, "SeriesInstanceUID", "")) for _, ds in headers}
     single_frame = all(_frames(ds) == 1 for _, ds in headers)
     out: list[Sample] = []
@@ -93,8 +114,12 @@ def dicom_samples(
         return [Sample(folder, label, split, subject, i, 0, "dicom") for i in _slice_indices(len(files), slice_range)]
     multi = [s for s in series if s] if len(files) > 1 else []
     if len(multi) > 1 and len(multi) < len(files) and single_frame:
+        by = {}
+        for f, ds in headers:
+            by.setdefault(str(getattr(ds, "SeriesInstanceUID", "")), []).append(f.name)
+        names = "; ".join(f"{', '.join(v[:3])}{' ...' if len(v) > 3 else ''}" for v in by.values())
         raise MedfabError(
-            f"{folder} mixes slices of {len(multi)} DICOM series",
+            f"{folder} mixes slices of {len(multi)} DICOM series (files: {names})",
             "put each series in its own folder (one folder = one volume), or single 2D images side by side",
         )
     for f, ds in headers:

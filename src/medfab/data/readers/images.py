@@ -13,6 +13,7 @@ that no information is thrown away that a grey medical image can carry:
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,12 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float64)  # float64: grey RGB (
 
 
 def _unreadable(path: Path, why: Exception) -> MedfabError:
+    if isinstance(why, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return MedfabError(
+            f"cannot read image {path}: it declares more than {Image.MAX_IMAGE_PIXELS:,} pixels "
+            "(a decompression bomb, or a gigapixel scan)",
+            "delete it, or downsample it to a normal size before putting it in the data folder",
+        )
     why = "not a recognised image format" if isinstance(why, UnidentifiedImageError) else (str(why) or type(why).__name__)
     return MedfabError(
         f"cannot read image {path}: {why}",
@@ -40,9 +47,11 @@ def image_mode(path: str | Path) -> str:
     """The Pillow mode from the file header (no pixel decoding), e.g. ``"L"``, ``"I;16"``, ``"RGB"``."""
     path = Path(path)
     try:
-        with Image.open(path) as im:
-            return im.mode
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return im.mode
+    except Exception as e:  # noqa: BLE001 -- Pillow raises many types (incl. DecompressionBombError) for bad files
         raise _unreadable(path, e) from None
 
 
@@ -72,11 +81,15 @@ def read_image(path: str | Path) -> tuple[np.ndarray, str]:
     """Decode one image file: ``(array (H, W) float32, pillow mode)``. Multi-page TIFF: the first page."""
     path = Path(path)
     try:
-        with Image.open(path) as im:
-            im.load()
-            mode = im.mode
-            a = _to_grey(im)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as e:
+        with warnings.catch_warnings():  # over MAX_IMAGE_PIXELS (below twice that Pillow only warns): refuse
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+                mode = im.mode
+                a = _to_grey(im)
+    except MemoryError:
+        raise MedfabError(f"not enough memory to decode image {path}", "downsample the image, or free memory") from None
+    except Exception as e:  # noqa: BLE001 -- Pillow raises many types (incl. DecompressionBombError) for bad files
         raise _unreadable(path, e) from None
     if mode in ("F", "I") and not np.isfinite(a).all():  # integer modes cannot hold NaN
         raise MedfabError(f"{path} contains NaN or infinite pixel values", "re-export the image without them")

@@ -47,8 +47,10 @@ class FeatureNet:
 
     @classmethod
     def fit(cls, real, seed: int = 0, epochs: int = 15, *, width: int = 16, batch_size: int = 64,
-            progress: bool = False) -> FeatureNet:
-        """Train on a real :class:`~medfab.data.tensors.TensorSet` (class-weighted, augmented, seeded)."""
+            progress: bool = False, device="cpu") -> FeatureNet:
+        """Train on a real :class:`~medfab.data.tensors.TensorSet` (class-weighted, augmented, seeded), on
+        ``device`` (a torch device or "auto" / "cpu" / "cuda[:K]"); the network stays there for :meth:`transform`."""
+        from medfab.device import resolve_device
         from medfab.evaluation.classifier import embed, train_classifier
 
         x = check_images(real.x, "real training images", min_n=2)
@@ -56,7 +58,7 @@ class FeatureNet:
             raise MedfabError("the feature network learns by telling classes apart; the real set has one class",
                               "train it on a labelled real set with at least 2 classes")
         model = train_classifier(x, real.y, len(real.classes), epochs=epochs, batch_size=batch_size,
-                                 width=width, seed=seed, progress=progress)
+                                 width=width, seed=seed, progress=progress, device=resolve_device(str(device)))
         cfg = FeatureNetConfig(classes=list(real.classes), image_shape=list(x.shape[1:]), width=width,
                                epochs=epochs, seed=seed, n_train=len(x))
         f = embed(model, x)                                  # (N, F) raw embedding of the real set
@@ -70,7 +72,7 @@ class FeatureNet:
         d.mkdir(parents=True, exist_ok=True)
         import torch
 
-        tensors = {k: v.contiguous() for k, v in self.model.state_dict().items()}
+        tensors = {k: v.cpu().contiguous() for k, v in self.model.state_dict().items()}
         tensors[MEAN], tensors[SCALE] = torch.from_numpy(self.mean), torch.from_numpy(self.scale)
         save_file(tensors, str(d / WEIGHTS))
         (d / CONFIG).write_text(json.dumps(self.config.model_dump(), indent=2))
@@ -93,6 +95,13 @@ class FeatureNet:
         mean, scale = tensors.pop(MEAN).numpy(), tensors.pop(SCALE).numpy()
         model.load_state_dict(tensors)
         return cls(model, cfg, mean, scale)
+
+    def to(self, device) -> FeatureNet:
+        """Run :meth:`transform` on ``device`` (a torch device or "auto" / "cpu" / "cuda[:K]")."""
+        from medfab.device import resolve_device
+
+        self.model.to(resolve_device(str(device)))
+        return self
 
     @property
     def feature_dim(self) -> int:

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The pix2pix study on Alzheimer-4 reproduced with the medfab CLI (GitHub issue 9, item 5): pix2pix and medfab's
+# best model trained on the official train split, each fabricating as many images per stage as the real
+# training split; `medfab evaluate` against the official test split; a table of per-stage CNN recognition
+# (class fidelity), greyscale histograms (JS / W1), brain mass on binarised images (each beside the real-vs-real
+# baseline), near-copy rate, and utility: balanced accuracy and macro-F1 of a CNN trained on real, synthetic
+# and real + synthetic images, with the minority stages' recall (bench/study_tables.py).
+#
+# Usage: bench/reproduce_alzheimer.sh DATA OUT [MINUTES] [MODEL]
+#   DATA     ../shared/data/alzheimer4 (train/ and test/, one folder per stage)
+#   MINUTES  training minutes per model (default 8)
+#   MODEL    medfab's best model beside pix2pix (default: diffusion when registered, else dcgan; "none": skip)
+# Environment: SIZE (64), SEEDS (CNN seeds, 1), EPOCHS (CNN epochs, 8), CAP (images per class and set in the
+#   evaluation, 400), FAMILIES ("fidelity,class,utility,privacy"), MINORITY ("MildDemented,ModerateDemented"),
+#   MEDFAB (.venv/bin/medfab), PYTHON (.venv/bin/python).
+# Resumable: a finished step leaves OUT/.done/<step>; an interrupted training resumes from its checkpoint.
+#   OMP_NUM_THREADS=1 nohup nice -n 10 bench/reproduce_alzheimer.sh ../shared/data/alzheimer4 runs/alz 8 > alz.log 2>&1 &
+# The images all have one size (176 x 208), so the default preprocessing (pad to a square) leaks nothing.
+set -euo pipefail
+DATA=${1:?usage: bench/reproduce_alzheimer.sh DATA OUT [MINUTES] [MODEL]}
+OUT=${2:?output folder}
+MINUTES=${3:-8}
+BEST=${4:-auto}
+SIZE=${SIZE:-64}
+SEEDS=${SEEDS:-1}
+EPOCHS=${EPOCHS:-8}
+CAP=${CAP:-400}
+FAMILIES=${FAMILIES:-fidelity,class,utility,privacy}
+MINORITY=${MINORITY:-MildDemented,ModerateDemented}
+M=${MEDFAB:-.venv/bin/medfab}
+PY=${PYTHON:-.venv/bin/python}
+HERE=$(cd "$(dirname "$0")" && pwd)
+if [ ! -d "$DATA/train" ] || [ ! -d "$DATA/test" ]; then
+  echo "error: $DATA needs train/ and test/ folders (the official split)" >&2
+  exit 2
+fi
+
+mkdir -p "$OUT/.done"
+# step NAME [--fresh PATH] CMD...: run CMD unless OUT/.done/NAME exists; --fresh removes PATH first.
+step() {
+  local name=$1 fresh=""
+  shift
+  if [ "$1" = --fresh ]; then fresh=$2; shift 2; fi
+  if [ -e "$OUT/.done/$name" ]; then echo "= skip $name (done)"; return 0; fi
+  if [ -n "$fresh" ]; then rm -rf "$fresh"; fi
+  echo "+ [$(date +%H:%M:%S)] $*" | tee -a "$OUT/commands.log"
+  local t0=$SECONDS
+  "$@"
+  echo "  $name: $((SECONDS - t0)) s" | tee -a "$OUT/commands.log"
+  touch "$OUT/.done/$name"
+}
+
+if [ "$BEST" = auto ]; then
+  if "$PY" -c "from medfab.models.registry import get_model_class; get_model_class('diffusion')" 2>/dev/null; then
+    BEST=diffusion
+  else
+    BEST=dcgan
+  fi
+fi
+MODELS=(pix2pix)
+if [ "$BEST" != none ] && [ "$BEST" != pix2pix ]; then MODELS+=("$BEST"); fi
+echo "Alzheimer-4 study: DATA=$DATA OUT=$OUT MINUTES=$MINUTES MODELS=${MODELS[*]} SIZE=$SIZE CAP=$CAP"
+
+tables=()
+for model in "${MODELS[@]}"; do
+  step "train_$model" "$M" train --model "$model" --data "$DATA" --out "$OUT/$model/run" --size "$SIZE" \
+    --minutes "$MINUTES" --seed 0 --no-progress
+  step "sample_$model" --fresh "$OUT/$model/synthetic" "$M" sample --run "$OUT/$model/run" --match-counts \
+    --out "$OUT/$model/synthetic" --seed 0 --no-progress
+  step "eval_$model" --fresh "$OUT/$model/eval" "$M" evaluate --real-train "$DATA/train" --real-test "$DATA/test" \
+    --synthetic "$OUT/$model/synthetic" --out "$OUT/$model/eval" --size "$SIZE" --max-per-class "$CAP" \
+    --families "$FAMILIES" --features pixel --seeds "$SEEDS" --epochs "$EPOCHS"
+  tables+=(--eval "$model=$OUT/$model/eval")
+done
+
+"$PY" "$HERE/study_tables.py" alzheimer --minority "$MINORITY" "${tables[@]}" | tee "$OUT/tables.md"
+echo "tables: $OUT/tables.md"
