@@ -6,7 +6,7 @@ import pytest
 import torch
 from tiny_model import tiny_data
 
-from medfab.models.registry import MODEL_NAMES, build_model
+from medfab.models.registry import MODEL_NAMES, VOLUME_ONLY, build_model
 from medfab.sampling.fabricate import generate_one
 from medfab.training import checkpoint as ckpt
 from medfab.training.loop import fit
@@ -31,7 +31,9 @@ def _state(model) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.skip(reason=f"{n} is 3D-only: see test_model_trains_and_samples_volumes"))
+    if n in VOLUME_ONLY else n for n in MODEL_NAMES])
 def test_model_trains_saves_resumes_and_samples(name, tmp_path):
     torch.set_num_threads(1)
     data = tiny_data(counts=(3, 2, 2), size=SIZE)

@@ -161,3 +161,44 @@ def test_cli_reports_errors_clearly(tmp_path):
     assert {row["contrast"] for row in _rows(tmp_path / "y")} == {"t2"}
     r = CliRunner().invoke(app, ["phantom", "--out", str(tmp_path / "z"), "--dims", "4"])
     assert r.exit_code == 2 and "dims" in r.output
+
+
+def test_3d_tissue_segmentation_aligns_with_the_image(tmp_path):
+    """OUT/.seg/<id>_seg.nii.gz: same grid and affine as the image, labels where the rendered anatomy is."""
+    import nibabel as nib
+
+    from medfab.phantom.cohort import SEG_DIR
+    from medfab.phantom.render import render_subject_with_labels
+
+    out = make_cohort("alzheimer", 8, 24, 3, 5, tmp_path / "v", balance="equal")
+    again = make_cohort("alzheimer", 8, 24, 3, 5, tmp_path / "w", balance="equal")
+    segs = sorted((out / SEG_DIR).iterdir())
+    assert len(segs) == 8 and all(p.read_bytes() == (again / SEG_DIR / p.name).read_bytes() for p in segs)
+    for c in CLASSES["alzheimer"]:                    # class folders hold images only
+        assert all(not p.name.endswith("_seg.nii.gz") for p in (out / c).iterdir())
+    for r in _rows(out):
+        img = nib.load(out / r["file"])
+        seg = nib.load(out / SEG_DIR / f"{r['id']}_seg.nii.gz")
+        assert seg.shape == img.shape and np.array_equal(seg.affine, img.affine)
+        assert seg.get_data_dtype() == np.uint8 and b"phantom" in bytes(seg.header["descrip"])
+        lab, x = np.asarray(seg.dataobj), np.asarray(img.dataobj).astype(float)
+        assert set(np.unique(lab)) == {0, 1, 2, 3}
+        vox_ml = float(np.prod(seg.header.get_zooms())) / 1000
+        assert (lab > 0).sum() * vox_ml == pytest.approx(float(r["brain_volume_ml"]), rel=0.05)
+        # T1: white > grey > CSF > background, label by label (the image is rendered from the same fractions)
+        means = [x[lab == k].mean() for k in range(4)]
+        assert means[3] > means[2] > means[1] > means[0]
+
+    # the labels are the renderer's own (before noise), voxel for voxel
+    p = sample_params("tumor", "yes", 1, dims=3, size=24, seed=3, contrast="t1")
+    img, _truth, lab = render_subject_with_labels(p)
+    assert lab.shape == img.shape == (24, 24, 24) and lab.max() <= 3   # tumour voxels keep their tissue
+    assert np.array_equal(render_subject(p)[0], img)
+    assert (img[lab == 0] == 0).mean() > 0.9                          # background is black around the brain
+
+
+def test_2d_cohort_has_no_segmentation_folder(tmp_path):
+    from medfab.phantom.cohort import SEG_DIR
+
+    out = make_cohort("tumor", 4, 16, 2, 0, tmp_path / "a", balance="equal")
+    assert not (out / SEG_DIR).exists()

@@ -114,3 +114,47 @@ def test_blocked_neighbour_search_equals_sklearn(dim, monkeypatch):
     assert d_self[3, 0] == d_self[7, 0] == 0.0 and i_self[3, 0] == 7 and i_self[7, 0] == 3
     ok = i_self_ref[:, 0] == i_self[:, 0]
     assert ok.all()
+
+
+@pytest.mark.parametrize("dim", [3, 300])
+@pytest.mark.parametrize("block_elements", [4096, 1 << 24])          # many blocks, one block
+def test_both_directions_and_leave_one_out_equal_sklearn(dim, block_elements, monkeypatch):
+    """One pass over a x b gives sklearn's neighbours both ways; the half-matrix leave-one-out search gives its
+    kneighbors(None), also among MARGIN near-ties (rows 1e-4 apart, inside the float32 error of the product)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from medfab.evaluation import neighbours
+
+    monkeypatch.setattr(neighbours, "_BLOCK_ELEMENTS", block_elements)
+    rng = np.random.default_rng(dim + 1)
+    a, b = rng.normal(size=(131, dim)), rng.normal(size=(257, dim))
+    b[20:24] = b[19] + rng.normal(0, 1e-4, size=(4, dim))             # near-ties: 1 + MARGIN rows
+    a[3], b[50] = b[60], b[60]                                         # an exact copy, a duplicate
+    (d_a, i_a), (d_b, i_b) = neighbours.cross_kneighbors(a, b, 2, 3)
+    for (d, i), q, r, k in (((d_a, i_a), a, b, 2), ((d_b, i_b), b, a, 3)):
+        d_ref, i_ref = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(r).kneighbors(q)
+        np.testing.assert_allclose(d, d_ref, rtol=1e-5, atol=1e-6)
+        assert ((i == i_ref) | (r[i] == r[i_ref]).all(-1)).all()      # the same, or a duplicate row (exact tie)
+    assert d_a[3, 0] == 0.0 and i_a[3, 0] == 50
+    for k in (1, 3):
+        d, i = neighbours.self_kneighbors(b, k)
+        d_ref, i_ref = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(b).kneighbors(None, k)
+        np.testing.assert_allclose(d, d_ref, rtol=1e-5, atol=1e-6)
+        assert ((i == i_ref) | (b[i] == b[i_ref]).all(-1)).all()
+        assert (i != np.arange(len(b))[:, None]).all()
+    assert (neighbours.self_kneighbors(b[:2], 1)[1] == [[1], [0]]).all()     # the smallest set
+
+
+def test_audit_neighbours_equal_the_five_sklearn_searches(monkeypatch):
+    from medfab.evaluation import neighbours
+    from medfab.evaluation.privacy import audit_neighbours, reference_audit_neighbours
+
+    monkeypatch.setattr(neighbours, "_BLOCK_ELEMENTS", 4096)
+    train, holdout = smooth_fields(70, 16, 0), smooth_fields(40, 16, 1)
+    synth = np.concatenate([train[:10] + 0.01, smooth_fields(50, 16, 2)])
+    rows = [x.reshape(len(x), -1) for x in (train, holdout, synth)]
+    new, ref = audit_neighbours(*rows), reference_audit_neighbours(*rows)
+    for name in ("d_s", "d_h", "d_t", "d_ts", "d_hs"):
+        np.testing.assert_allclose(getattr(new, name), getattr(ref, name), rtol=1e-5, atol=1e-6, err_msg=name)
+    np.testing.assert_array_equal(new.i_s, ref.i_s)
+    np.testing.assert_array_equal(new.i_h, ref.i_h)

@@ -109,3 +109,42 @@ def test_cli_trains_and_samples_image_and_segmentation_pairs(tmp_path, monkeypat
                                    "--kimg", "0.004", "--with-seg", str(tmp_path), "--out", str(tmp_path / "r2"),
                                    "--no-progress"])
     assert bad.exit_code == 2 and "no unique segmentation" in bad.output
+
+
+def test_trains_on_the_phantoms_own_tissue_masks(tmp_path, monkeypatch):
+    """The 3D demo's path at tiny sizes: phantom volumes + OUT/.seg, --seg-map identity, samples with _seg."""
+    import csv
+
+    from typer.testing import CliRunner
+
+    from medfab.cli.main import app
+    from medfab.demo import _segs_beside
+    from medfab.phantom import make_cohort
+    from medfab.phantom.cohort import SEG_DIR
+
+    ph = make_cohort("tumor", 4, 16, 3, 0, tmp_path / "ph", balance="equal")
+    run = tmp_path / "run"
+    sets = [x for kv in ("fmap_base=32", "fmap_max=8", "z_dim=4", "fade_kimg=0.004", "stable_kimg=0.004",
+                         "batch_size=4", "grid_every=1000") for x in ("--set", kv)]
+    r = CliRunner().invoke(app, ["train", "--data", str(ph), "--model", "progan3d", "--size", "8", "--dims", "3",
+                                 "--kimg", "0.008", "--with-seg", str(ph / SEG_DIR), "--seg-map", "identity",
+                                 "--out", str(run), "--no-progress", *sets])
+    assert r.exit_code == 0, r.output
+    cfg = ckpt.read_run_config(run)
+    assert cfg["model"]["channels"] == 5 and cfg["data"]["counts"] == {"no": 2, "yes": 2}
+    assert cfg["segmentation"]["map"] == "identity" and len(cfg["segmentation"]["classes"]) == 4
+    r = CliRunner().invoke(app, ["sample", "--run", str(run), "--n-per-class", "1", "--out", str(tmp_path / "syn"),
+                                 "--no-progress"])
+    assert r.exit_code == 0, r.output
+    with open(tmp_path / "syn" / "manifest.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and all((tmp_path / "syn" / row["seg"]).is_file() for row in rows)
+    seg = np.asarray(nib.load(str(tmp_path / "syn" / rows[0]["seg"])).dataobj)
+    assert seg.shape == (8, 8, 8) and seg.max() <= 3
+
+    _segs_beside(ph, ph / SEG_DIR)           # the demo's step before the 3D evaluation
+    images = sorted((ph / "yes").glob("*[0-9].nii.gz"))
+    assert len(images) == 2
+    for img in images:
+        beside = img.with_name(img.name.replace(".nii.gz", "_seg.nii.gz"))
+        assert beside.read_bytes() == (ph / SEG_DIR / beside.name).read_bytes()

@@ -45,6 +45,7 @@ PLACEHOLDERS = {
     "DIR": "data", "PATH": "data", "SPLIT": "split", "PHANTOM": "phantom", "PHANTOM3D": "phantom3d",
     "RUN": "run_1", "SYNTH": "synth_1", "EVAL": "eval", "ARUN": "arun", "report.html": "report.html",
     "DRUN": "drun", "DSYNTH": "dsynth",      # the diffusion run and its sampled set
+    "RUN3D": "run3d", "SYNTH3D": "synth3d",  # the progan3d run on PHANTOM3D + its masks, and its sampled set
 }
 # Flag -> tiny value, for the README commands that start with the key (placeholders as written); every matching
 # key applies, in order. "+" in front: add the flag when the command lacks it; "extra": arguments appended.

@@ -123,17 +123,19 @@ def test_every_model_is_batch_invariant_on_the_cpu(name):
     import torch
 
     from medfab.models.base import GenerativeModel
-    from medfab.models.registry import build_model, get_model_class
+    from medfab.models.registry import VOLUME_ONLY, build_model, get_model_class
 
     torch.manual_seed(0)
     settings = get_model_class(name).sampler_settings is not GenerativeModel.sampler_settings
     size = 16 if settings else 32                                     # diffusion: 16², 1 step keep it short
-    model, _ = build_model(name, image_size=size, num_classes=3)
+    tiny_3d = {"image_size": 8, "fmap_base": 32, "fmap_max": 8, "z_dim": 4}   # a volume-only model: 8³ volumes
+    model, _ = build_model(name, num_classes=3, **(tiny_3d if name in VOLUME_ONLY else {"image_size": size}))
     model.eval()
     sampler = {"steps": 1} if settings else {}
     seeds = list(range(1000, 1064))
     ref = _in_batches(model, seeds, 1, **sampler)
-    assert np.isfinite(ref).all() and ref.shape == (64, 1, size, size)
+    shape = (8,) * 3 if name in VOLUME_ONLY else (size, size)
+    assert np.isfinite(ref).all() and ref.shape == (64, 1, *shape)
     for bs in BATCHES[1:]:
         np.testing.assert_array_equal(_in_batches(model, seeds, bs, **sampler), ref,
                                       err_msg=f"{name}, batch size {bs}")

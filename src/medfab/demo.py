@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--set", action="append", default=None,
                    help="model setting key=value (default for the demo's VAE: width=16)")
     p.add_argument("--dims", type=int, choices=(2, 3), default=2,
-                   help="3: the 3D pipeline on phantom volumes with progan3d (defaults: --size 32 --n 160)")
+                   help="3: the 3D pipeline on phantom volumes and their tissue masks with progan3d "
+                        "(defaults: --size 32 --n 160)")
     a = p.parse_args(argv)
     if a.dims == 3:
         main_3d(a, argv or [])
@@ -85,8 +86,22 @@ def _has_3d_evaluation() -> bool:
     return importlib.util.find_spec("medfab.evaluation.volumes") is not None
 
 
+def _segs_beside(real: Path, seg_dir: Path) -> None:
+    """Copy each real volume's mask beside it as <stem>_seg.nii.gz, where the 3D evaluation looks for it.
+
+    Done after training: the training reader takes every NIfTI file in a class folder as an image.
+    """
+    for img in sorted(real.rglob("*.nii.gz")):
+        stem = img.name[: -len(".nii.gz")]
+        src = seg_dir / f"{stem}_seg.nii.gz"
+        if not stem.endswith("_seg") and src.is_file():
+            shutil.copyfile(src, img.with_name(src.name))
+
+
 def main_3d(a: argparse.Namespace, argv: list[str]) -> None:
-    """phantom volumes -> split -> train progan3d -> sample -> evaluate (volumes family) -> report."""
+    """phantom volumes + tissue masks -> split -> train progan3d on image + tissues -> sample -> evaluate -> report."""
+    from medfab.phantom.cohort import SEG_DIR
+
     size = str(a.size if "--size" in argv else 32)
     n = str(a.n if "--n" in argv else 160)
     minutes = str(a.minutes)
@@ -102,10 +117,14 @@ def main_3d(a: argparse.Namespace, argv: list[str]) -> None:
     # Narrow networks and short stages: 4^3 -> 32^3 within the budget on two CPU cores.
     sets = a.set if a.set is not None else ["fmap_base=256", "fade_kimg=0.1", "stable_kimg=0.1", "batch_size=8",
                                             "grid_every=0.2"]
+    # The phantom's tissue masks (0 bg, 1 csf, 2 gm, 3 wm) train as extra channels: the samples get <stem>_seg.
+    seg = out / "phantom_all" / SEG_DIR
     _run(["train", "--data", str(out / "phantom"), "--model", "progan3d", "--dims", "3", "--out", str(out / "run"),
-          "--size", size, "--minutes", minutes, "--seed", "0"] + [x for kv in sets for x in ("--set", kv)])
+          "--size", size, "--minutes", minutes, "--seed", "0", "--with-seg", str(seg), "--seg-map", "identity"]
+         + [x for kv in sets for x in ("--set", kv)])
     _run(["sample", "--run", str(out / "run"), "--n-per-class", "10", "--out", str(out / "synthetic"),
           "--seed", "0"])
+    _segs_beside(out / "phantom", seg)
     if _has_3d_evaluation():
         _run(["evaluate", "--real-train", str(out / "phantom" / "train"), "--real-test", str(out / "phantom" / "test"),
               "--synthetic", str(out / "synthetic"), "--out", str(out / "eval"), "--size", size, "--dims", "3",

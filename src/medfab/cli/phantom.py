@@ -40,3 +40,8 @@ def phantom(
     counts = class_counts(n, task, balance)
     summary = ", ".join(f"{c} {k}" for c, k in zip(CLASSES[task], counts))
     console.print(f"[green]wrote[/] {n} images to {path} in {time.perf_counter() - t0:.1f} s ({summary})")
+    if dims == 3:
+        from medfab.phantom.cohort import SEG_DIR
+
+        console.print(f"tissue segmentations (0 bg, 1 csf, 2 gm, 3 wm): {path / SEG_DIR}  "
+                      f"(train with --with-seg {path / SEG_DIR} --seg-map identity)")

@@ -18,10 +18,14 @@ generator that generalises should look like a fresh sample of real data, not clo
 Pixel distances are root-mean-square differences of the [-1, 1] images (L2 / sqrt(pixels)), after area
 downsampling to ``pixel_size`` (64 by default, which keeps 5,000 x 5,000 at 128^2 in a few hundred MB); an
 explicit ``copy_threshold`` is in that unit. Neighbour searches are exact, by blocked matrix products on ``device``
-(:func:`medfab.evaluation.neighbours.kneighbors`; the tests check them against sklearn's ``NearestNeighbors``).
+(:mod:`medfab.evaluation.neighbours`; the tests check them against sklearn's ``NearestNeighbors``). Every figure
+comes from four passes over distance matrices, :func:`audit_neighbours`: synthetic x train (read in both
+directions), holdout x train, holdout x synthetic and the upper half of train x train (3.5 products, 5 before).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -61,24 +65,55 @@ def _ratio(d: np.ndarray) -> np.ndarray:
     return np.divide(d[:, 0], d[:, 1], out=np.zeros(len(d)), where=d[:, 1] > 0)
 
 
+@dataclass
+class AuditNeighbours:
+    """The neighbour distances (float64) and indices that every figure of :func:`audit_space` is read from."""
+
+    d_s: np.ndarray    # (M, 2) synthetic -> its two nearest training rows
+    i_s: np.ndarray    # (M, 2)
+    d_h: np.ndarray    # (H, 2) holdout -> its two nearest training rows
+    i_h: np.ndarray    # (H, 2)
+    d_t: np.ndarray    # (N,) training row -> its nearest other training row (leave-one-out)
+    d_ts: np.ndarray   # (N,) training row -> nearest synthetic row
+    d_hs: np.ndarray   # (H,) holdout row -> nearest synthetic row
+
+
+def audit_neighbours(train: np.ndarray, holdout: np.ndarray, synth: np.ndarray, *, device="cpu") -> AuditNeighbours:
+    """Every distance matrix computed once: synth x train gives both directions (synthetic -> train for copies and
+    authenticity, train -> synthetic for membership), train x train is symmetric (half computed)."""
+    from medfab.evaluation.neighbours import cross_kneighbors, self_kneighbors
+
+    (d_s, i_s), (d_ts, _) = cross_kneighbors(synth, train, 2, 1, device=device)
+    d_h, i_h = cross_kneighbors(holdout, train, 2, device=device)[0]
+    d_hs = cross_kneighbors(holdout, synth, 1, device=device)[0][0][:, 0]
+    d_t = self_kneighbors(train, 1, device=device)[0][:, 0]
+    return AuditNeighbours(d_s, i_s, d_h, i_h, d_t, d_ts[:, 0], d_hs)
+
+
+def reference_audit_neighbours(train, holdout, synth, *, device="cpu") -> AuditNeighbours:
+    """:func:`audit_neighbours` as before issue 8: five separate sklearn searches (tests and bench/)."""
+    from medfab.evaluation.neighbours import sklearn_kneighbors as knn
+
+    d_s, i_s = knn(synth, train, 2)
+    d_h, i_h = knn(holdout, train, 2)
+    return AuditNeighbours(d_s, i_s, d_h, i_h, knn(train, train, 1, exclude_self=True)[0][:, 0],
+                           knn(train, synth, 1)[0][:, 0], knn(holdout, synth, 1)[0][:, 0])
+
+
 def audit_space(train: np.ndarray, holdout: np.ndarray, synth: np.ndarray, *, threshold: float | None = None,
                 top_k: int = 16, train_keys=None, device="cpu") -> dict:
     """All figures for one representation: rows of ``train`` (N, F), ``holdout`` (H, F), ``synth`` (M, F)."""
     from sklearn.metrics import roc_auc_score
 
-    from medfab.evaluation.neighbours import kneighbors
-
-    d_s, i_s = kneighbors(synth, train, 2, device=device)                       # (M, 2)
-    d_h, i_h = kneighbors(holdout, train, 2, device=device)                     # (H, 2)
-    d_t = kneighbors(train, train, 1, exclude_self=True, device=device)[0][:, 0]   # (N,) own NN, self excluded
+    nb = audit_neighbours(train, holdout, synth, device=device)
+    d_s, i_s, d_h, i_h, d_t = nb.d_s, nb.i_s, nb.d_h, nb.i_h, nb.d_t
     source = "explicit"
     if threshold is None:
         threshold, source = float(np.percentile(d_h[:, 0], PERCENTILE)), f"{PERCENTILE:g}th percentile of holdout"
     copies = d_s[:, 0] < threshold
     unauth_s = d_s[:, 0] < d_t[i_s[:, 0]]
     unauth_h = d_h[:, 0] < d_t[i_h[:, 0]]
-    member = -kneighbors(train, synth, 1, device=device)[0][:, 0]     # closer to a synthetic image = more suspect
-    outsider = -kneighbors(holdout, synth, 1, device=device)[0][:, 0]
+    member, outsider = -nb.d_ts, -nb.d_hs           # closer to a synthetic image = more suspect
     auc = roc_auc_score(np.r_[np.ones(len(member)), np.zeros(len(outsider))], np.r_[member, outsider])
     order = np.argsort(d_s[:, 0], kind="stable")[:top_k]
     ratio_s = _ratio(d_s)

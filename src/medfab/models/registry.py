@@ -25,7 +25,9 @@ def _table() -> dict[str, type[GenerativeModel]]:
             "progan3d": ProGAN3D, "diffusion": Diffusion, "ldm": LatentDiffusion}
 
 
-MODEL_NAMES = ("pix2pix", "dcgan", "wgan-gp", "vae", "diffusion", "ldm")
+MODEL_NAMES = ("pix2pix", "dcgan", "wgan-gp", "vae", "progan3d", "diffusion", "ldm")
+# Models that train on 3D volumes only (`medfab train --dims 3`); the others take 2D images (some also volumes).
+VOLUME_ONLY = ("progan3d",)
 
 
 def get_model_class(name: str) -> type[GenerativeModel]:

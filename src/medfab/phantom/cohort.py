@@ -1,6 +1,10 @@
 """Write a labelled phantom cohort in the folder layout users have: OUT/<Class>/<id>.png|.nii.gz.
 
 Plus ``ground_truth.csv`` (one row per image: what the renderer knows) and ``phantom.json`` (the config).
+3D cohorts also get one tissue segmentation per volume, ``OUT/.seg/<id>_seg.nii.gz`` (0 background, 1 CSF,
+2 grey, 3 white matter; the image's grid and affine). The folder is hidden so that every reader of
+OUT/<class>/ still sees images only, and flat so that ``medfab train --with-seg OUT/.seg --seg-map identity``
+matches it by file name.
 Subject i draws from its own seed (cohort seed, i), so the bytes do not depend on ``workers``.
 The cohort is written into a hidden sibling folder and renamed to OUT at the end: a crash or Ctrl-C never
 leaves a half-written data set under the name the user asked for.
@@ -23,7 +27,10 @@ from pydantic import ValidationError
 from medfab.errors import MedfabError
 from medfab.phantom.config import PhantomConfig, class_counts
 from medfab.phantom.params import sample_params, subject_seed
-from medfab.phantom.render import render_subject
+from medfab.phantom.render import render_subject_with_labels
+
+SEG_DIR = ".seg"          # OUT/.seg/<id>_seg.nii.gz (3D only); hidden: class folders and readers see images only
+SEG_DESCRIP = b"medfab phantom SYNTHETIC tissue labels: 0 bg 1 csf 2 gm 3 wm"
 
 # Column order of ground_truth.csv (truth keys from render._truth, then acquisition parameters).
 COLUMNS = [
@@ -44,7 +51,7 @@ def _png_bytes(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _nifti_bytes(img: np.ndarray, fov_mm: float) -> bytes:
+def _nifti_bytes(img: np.ndarray, fov_mm: float, descrip: bytes | None = None) -> bytes:
     """gzip-compressed NIfTI-1 with an RAS affine; mtime=0 in the gzip header keeps bytes reproducible."""
     import nibabel as nib
 
@@ -54,6 +61,8 @@ def _nifti_bytes(img: np.ndarray, fov_mm: float) -> bytes:
     affine[:3, 3] = -fov_mm / 2 + vox / 2          # voxel centres symmetric about the origin
     nii = nib.Nifti1Image(img, affine)
     nii.header.set_xyzt_units("mm")
+    if descrip is not None:
+        nii.header["descrip"] = descrip
     return gzip.compress(nii.to_bytes(), compresslevel=6, mtime=0)
 
 
@@ -71,11 +80,13 @@ def _one(job: tuple[PhantomConfig, int, int, str]) -> dict:
     label = cfg.classes[k]
     p = sample_params(cfg.task, label, k, dims=cfg.dims, size=cfg.size, seed=subject_seed(cfg.seed, i),
                       contrast=cfg.resolved_contrast)
-    img, truth = render_subject(p)
+    img, truth, tissue = render_subject_with_labels(p)
     sid = f"{cfg.task}-{cfg.seed}-{i:05d}"
     rel = f"{label}/{sid}" + (".png" if cfg.dims == 2 else ".nii.gz")
     data = _png_bytes(img) if cfg.dims == 2 else _nifti_bytes(img, p.fov_mm)
     (Path(tmp) / rel).write_bytes(data)
+    if cfg.dims == 3:     # same grid and affine as the image: aligned voxel for voxel
+        (Path(tmp) / SEG_DIR / f"{sid}_seg.nii.gz").write_bytes(_nifti_bytes(tissue, p.fov_mm, SEG_DESCRIP))
     row = {"id": sid, "file": rel, "class": label, "label": k, "seed": p.seed, **truth,
            "contrast": p.contrast, "bias_strength": p.bias_strength, "noise_sigma": p.noise_sigma,
            "blur_px": p.blur_px, "slice_offset_mm": p.slice_offset_mm, "deformation_mm": p.deformation_mm,
@@ -121,6 +132,8 @@ def make_cohort(task: str, n: int, size: int, dims: int, seed: int, out: str | P
     try:
         for c in cfg.classes:
             (tmp / c).mkdir(parents=True)
+        if cfg.dims == 3:
+            (tmp / SEG_DIR).mkdir()
         jobs = [(cfg, i, int(k), str(tmp)) for i, k in enumerate(labels)]
         rows = _run(jobs, cfg.workers, progress)
         with open(tmp / "ground_truth.csv", "w", newline="") as fh:
@@ -136,6 +149,13 @@ def make_cohort(task: str, n: int, size: int, dims: int, seed: int, out: str | P
             "layout": "OUT/<class>/<id>." + ("png (8-bit grey, axial, anterior up)" if cfg.dims == 2
                                              else "nii.gz (uint8, RAS, mm)"),
             "template": "MNI152 2009 (nilearn bundled), 2 mm",
+            **({"segmentation": {
+                "layout": f"OUT/{SEG_DIR}/<id>_seg.nii.gz (uint8, the image's grid and affine)",
+                "labels": {"0": "background", "1": "csf (incl. ventricles)", "2": "grey_matter",
+                           "3": "white_matter"},
+                "tumour": "tumour voxels keep the tissue they displaced (the tumour is in ground_truth.csv)",
+                "train": f"medfab train --with-seg OUT/{SEG_DIR} --seg-map identity",
+            }} if cfg.dims == 3 else {}),
             "generator": "medfab.phantom " + _version(),
         }
         (tmp / "phantom.json").write_text(json.dumps(meta, indent=2) + "\n")

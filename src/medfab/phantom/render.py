@@ -92,14 +92,33 @@ def _truth(p: SubjectParams, f: dict, les: dict, shape: tuple[int, ...]) -> dict
     return truth
 
 
+def tissue_labels(f: dict[str, np.ndarray]) -> np.ndarray:
+    """Hard tissue labels (N,) uint8 from the fractions: 0 background, 1 CSF (incl. ventricles), 2 grey, 3 white.
+
+    Background where less than half a voxel is brain; otherwise the tissue with the largest fraction. Taken
+    before the lesion is added, so tumour voxels keep the tissue they displaced: the labels stay 0..3 in every
+    cohort (what ``--seg-map identity`` and the 3D evaluation read as a tissue map); the tumour itself is in
+    ground_truth.csv.
+    """
+    tissue = 1 + np.argmax(np.stack([f["csf"], f["gm"], f["wm"]]), axis=0)
+    return np.where(f["brain"] >= 0.5, tissue, 0).astype(np.uint8)
+
+
 def render_subject(p: SubjectParams) -> tuple[np.ndarray, dict]:
     """Render one subject: uint8 image (S, S) [rows anterior->posterior] or (S, S, S) [x, y, z], truth."""
+    img, truth, _ = render_subject_with_labels(p)
+    return img, truth
+
+
+def render_subject_with_labels(p: SubjectParams) -> tuple[np.ndarray, dict, np.ndarray]:
+    """:func:`render_subject` plus its tissue labels (:func:`tissue_labels`) on the same grid, voxel for voxel."""
     atlas = load_atlas()
     shape = (p.size,) * p.dims
     head = output_grid(p.size, p.dims, p.fov_mm)                     # (3, N) mm
     q = head_to_template(p, head)                                    # (3, N) template mm
     q_tissue = mass_effect(p.tumour, q) if p.tumour is not None else q
     f = _tissues(p, sample_maps(atlas, q_tissue))
+    labels = tissue_labels(f).reshape(shape)                        # before _lesion scales the fractions down
     les = _lesion(p, q, f)
     truth = _truth(p, f, les, shape)
 
@@ -118,4 +137,4 @@ def render_subject(p: SubjectParams) -> tuple[np.ndarray, dict]:
     inside = img[support > 0.5]
     top = float(np.percentile(inside, 99.5)) if inside.size else 1.0
     img8 = np.clip(np.rint(img * (245.0 / max(top, 1e-6))), 0, 255).astype(np.uint8)
-    return img8, truth
+    return img8, truth, labels
