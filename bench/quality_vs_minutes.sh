@@ -45,28 +45,13 @@ if [ ! -d "$DATA/train" ] || [ ! -d "$DATA/test" ]; then
   echo "error: $DATA needs train/ and test/ folders (split it with 'medfab data split')" >&2
   exit 2
 fi
+. "$HERE/_study_lib.sh"      # step(), resolve_best()
 if [ -z "${MODELS:-}" ]; then
   MODELS="dcgan vae cdcgan"
-  if "$PY" -c "from medfab.models.registry import get_model_class; get_model_class('diffusion')" 2>/dev/null; then
-    MODELS="$MODELS diffusion"
-  fi
+  if [ "$(resolve_best auto)" = diffusion ]; then MODELS="$MODELS diffusion"; fi
 fi
 CDCGAN=(--model dcgan --set loss=ns --set g_norm=batch --set d_norm=batch --set d_spectral_norm=false
         --set diffaug=none --set ema=false --set g_width=64 --set d_width=64 --set batch_size=128)
-
-mkdir -p "$OUT/.done"
-step() {  # step NAME [--fresh PATH] CMD...: run CMD unless OUT/.done/NAME exists; --fresh removes PATH first
-  local name=$1 fresh=""
-  shift
-  if [ "$1" = --fresh ]; then fresh=$2; shift 2; fi
-  if [ -e "$OUT/.done/$name" ]; then echo "= skip $name (done)"; return 0; fi
-  if [ -n "$fresh" ]; then rm -rf "$fresh"; fi
-  echo "+ [$(date +%H:%M:%S)] $*" | tee -a "$OUT/commands.log"
-  local t0=$SECONDS
-  "$@"
-  echo "  $name: $((SECONDS - t0)) s" | tee -a "$OUT/commands.log"
-  touch "$OUT/.done/$name"
-}
 
 # one model through every mark: train to the mark, keep the checkpoint's record, fabricate, evaluate
 one_model() {

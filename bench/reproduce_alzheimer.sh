@@ -35,28 +35,9 @@ if [ ! -d "$DATA/train" ] || [ ! -d "$DATA/test" ]; then
   exit 2
 fi
 
-mkdir -p "$OUT/.done"
-# step NAME [--fresh PATH] CMD...: run CMD unless OUT/.done/NAME exists; --fresh removes PATH first.
-step() {
-  local name=$1 fresh=""
-  shift
-  if [ "$1" = --fresh ]; then fresh=$2; shift 2; fi
-  if [ -e "$OUT/.done/$name" ]; then echo "= skip $name (done)"; return 0; fi
-  if [ -n "$fresh" ]; then rm -rf "$fresh"; fi
-  echo "+ [$(date +%H:%M:%S)] $*" | tee -a "$OUT/commands.log"
-  local t0=$SECONDS
-  "$@"
-  echo "  $name: $((SECONDS - t0)) s" | tee -a "$OUT/commands.log"
-  touch "$OUT/.done/$name"
-}
+. "$HERE/_study_lib.sh"      # step(), resolve_best()
 
-if [ "$BEST" = auto ]; then
-  if "$PY" -c "from medfab.models.registry import get_model_class; get_model_class('diffusion')" 2>/dev/null; then
-    BEST=diffusion
-  else
-    BEST=dcgan
-  fi
-fi
+BEST=$(resolve_best "$BEST")
 MODELS=(pix2pix)
 if [ "$BEST" != none ] && [ "$BEST" != pix2pix ]; then MODELS+=("$BEST"); fi
 echo "Alzheimer-4 study: DATA=$DATA OUT=$OUT MINUTES=$MINUTES MODELS=${MODELS[*]} SIZE=$SIZE CAP=$CAP"

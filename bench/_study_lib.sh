@@ -1,0 +1,29 @@
+# Shared by the study scripts (sourced, not run): resumable steps and the choice of medfab's best model.
+# Needs OUT (the study folder) and PY (the Python that has medfab) to be set by the caller.
+
+mkdir -p "$OUT/.done"
+
+# step NAME [--fresh PATH] CMD...: run CMD unless OUT/.done/NAME exists; --fresh removes PATH (a half-written
+# output of an interrupted run) first. Every command is printed and logged to OUT/commands.log with its time.
+step() {
+  local name=$1 fresh=""
+  shift
+  if [ "$1" = --fresh ]; then fresh=$2; shift 2; fi
+  if [ -e "$OUT/.done/$name" ]; then echo "= skip $name (done)"; return 0; fi
+  if [ -n "$fresh" ]; then rm -rf "$fresh"; fi
+  echo "+ [$(date +%H:%M:%S)] $*" | tee -a "$OUT/commands.log"
+  local t0=$SECONDS
+  "$@"
+  echo "  $name: $((SECONDS - t0)) s" | tee -a "$OUT/commands.log"
+  touch "$OUT/.done/$name"
+}
+
+# resolve_best NAME: "auto" -> diffusion when this medfab registers it, else dcgan; any other name unchanged.
+resolve_best() {
+  if [ "$1" != auto ]; then echo "$1"; return 0; fi
+  if "$PY" -c "from medfab.models.registry import get_model_class; get_model_class('diffusion')" 2>/dev/null; then
+    echo diffusion
+  else
+    echo dcgan
+  fi
+}
