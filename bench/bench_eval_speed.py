@@ -5,7 +5,9 @@
 The privacy audit is timed twice in the same run: ``new`` (medfab.evaluation.privacy.audit_neighbours: each
 distance matrix computed once by blocked float32 products on --device, read in both directions, train x train
 by symmetry) and ``old`` (the same audit with the five separate neighbour searches by sklearn's brute-force
-NearestNeighbors, as before issue 8); ``--skip-old`` leaves the old one out.
+NearestNeighbors, as before issue 8); ``--skip-old`` leaves the old one out, ``--old-full-res`` adds the old one at
+full resolution (slow: float64 products of N x size^2 rows). The new searches first try the exact pruning of
+medfab.evaluation.neighbours_pruned; how many of them it served (the rest fell back to the products) is printed.
 
 Machines are noisy, so every time is also given as a ratio to a reference measured in the same run: one
 float32 matrix product (N x 4096) @ (4096 x N), the core operation of a brute-force neighbour search.
@@ -30,6 +32,25 @@ def smooth_fields(n: int, size: int, seed: int) -> np.ndarray:
     g = torch.Generator().manual_seed(seed)
     x = F.interpolate(torch.randn(n, 1, size // 8, size // 8, generator=g), size=size, mode="bilinear")
     return (x / x.abs().amax(dim=(1, 2, 3), keepdim=True)).numpy()
+
+
+@contextlib.contextmanager
+def count_pruned(tally: list):
+    """Append True / False per pruned search attempted (False: the bound pruned too little, products ran)."""
+    from medfab.evaluation import neighbours_pruned
+
+    search = neighbours_pruned.pruned_search
+
+    def counted(*args, **kwargs):
+        found = search(*args, **kwargs)
+        tally.append(found is not None)
+        return found
+
+    neighbours_pruned.pruned_search = counted
+    try:
+        yield
+    finally:
+        neighbours_pruned.pruned_search = search
 
 
 @contextlib.contextmanager
@@ -60,6 +81,7 @@ def main() -> None:
     p.add_argument("--skip-full-res", action="store_true", help="skip the privacy audit at full resolution")
     p.add_argument("--device", default="cpu", help="where the new neighbour search runs")
     p.add_argument("--skip-old", action="store_true", help="skip the sklearn (pre-issue-8) privacy audit")
+    p.add_argument("--old-full-res", action="store_true", help="also time the sklearn audit at full resolution")
     a = p.parse_args()
 
     import sklearn.metrics  # imported before timing: neither audit pays for it
@@ -101,16 +123,27 @@ def main() -> None:
         report(f"PRDC k=5, {dim}-d features", timed(prdc, f_real, f_fake, 5))
     f = [rng.normal(size=(a.n, 128)) for _ in range(3)]
     feats = {"features_train": f[0], "features_holdout": f[1], "features_synth": f[2]}
-    new = timed(privacy_audit, real, holdout, synth, **feats, device=a.device)
+    tally: list = []
+    with count_pruned(tally):
+        new = timed(privacy_audit, real, holdout, synth, **feats, device=a.device)
     report(f"privacy audit, pixels at 64^2 + 128-d features: new ({a.device})", new)
+    print(f"  pruned searches: {sum(tally)} of {len(tally)} tried", flush=True)
     if not a.skip_old:
         with sklearn_neighbours():
             old = timed(privacy_audit, real, holdout, synth, **feats)
         report("privacy audit, pixels at 64^2 + 128-d features: old (sklearn)", old)
         print(f"{'  speed-up new vs old':<50}{old / new:>10.1f}x", flush=True)
     if not a.skip_full_res:
-        report(f"privacy audit, pixels at {a.size}^2: new ({a.device})",
-               timed(privacy_audit, real, holdout, synth, pixel_size=None, device=a.device))
+        tally.clear()
+        with count_pruned(tally):
+            new = timed(privacy_audit, real, holdout, synth, pixel_size=None, device=a.device)
+        report(f"privacy audit, pixels at {a.size}^2: new ({a.device})", new)
+        print(f"  pruned searches: {sum(tally)} of {len(tally)} tried", flush=True)
+        if a.old_full_res:
+            with sklearn_neighbours():
+                old = timed(privacy_audit, real, holdout, synth, pixel_size=None)
+            report(f"privacy audit, pixels at {a.size}^2: old (sklearn)", old)
+            print(f"{'  speed-up new vs old':<50}{old / new:>10.1f}x", flush=True)
     report("reference again (drift check)", timed(lambda: m @ m.T))
 
 

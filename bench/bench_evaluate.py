@@ -14,7 +14,8 @@ Other evaluation families are added to FAMILIES below.
 
 FeatureNet extraction is also timed old vs new in the same run, on N real + N synthetic images (extrapolated from
 --measure-cap per set): ``old`` = the pre-issue-8 ``embed`` (no_grad, NCHW, CPU), ``new`` = ``FeatureNet.transform``
-(inference mode, channels-last, on --device).
+(inference mode, BatchNorm folded, channels-last, batches of 8 on the CPU, on --device); also the convolutions'
+GFLOP/s against a float32 matrix product's measured just after (the ceiling for an unchanged network).
 
 The default ``medfab evaluate`` on alzheimer4 at 64² is timed by the command printed with ``--print-default``
 (run it in the background: it takes minutes).
@@ -135,6 +136,31 @@ def _old_embed(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     return torch.cat(out).double().numpy()
 
 
+def conv_flops(model, image_shape) -> float:
+    """Multiply-adds x 2 of every convolution for one image (the bulk of SmallCNN's work), counted by hooks."""
+    import torch
+
+    total = []
+    hooks = [m.register_forward_hook(lambda m, i, o: total.append(2 * o.numel() * m.weight[0].numel()))
+             for m in model.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Conv3d)]
+    with torch.no_grad():
+        model.cpu().features(torch.zeros(1, *image_shape))
+    for h in hooks:
+        h.remove()
+    return float(sum(total))
+
+
+def matmul_gflops() -> float:
+    """float32 GFLOP/s of a 1024^3 matrix product right now: what the convolutions could at best reach."""
+    a = np.random.default_rng(0).normal(size=(1024, 1024)).astype(np.float32)
+    best = np.inf
+    for _ in range(3):
+        t = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - t)
+    return 2 * 1024**3 / best / 1e9
+
+
 def featurenet_old_vs_new(net, real, synth, n: int, cap: int, device: str) -> None:
     """FeatureNet extraction of n real + n synthetic images, old vs new, timed on ``cap`` per set."""
     m = min(n, cap)
@@ -151,6 +177,9 @@ def featurenet_old_vs_new(net, real, synth, n: int, cap: int, device: str) -> No
     mark = "~" if m < n else ""
     print(f"featurenet extraction, {n} real + {n} synthetic: old {mark}{old_s:.1f} s (CPU), new {mark}{new_s:.1f} s "
           f"({device}); speed-up {old_s / new_s:.1f}x; max relative difference {err:.1e}", flush=True)
+    gflop = conv_flops(net.model, real.shape[1:]) / 1e9 * 2 * n           # every image of both sets
+    print(f"  convolutions: {gflop / (2 * n):.3f} GFLOP per image; old {gflop / old_s:.1f} GFLOP/s, new "
+          f"{gflop / new_s:.1f} GFLOP/s; float32 matmul now: {matmul_gflops():.1f} GFLOP/s", flush=True)
 
 
 FAMILIES: list[tuple[str, Family]] = [

@@ -15,8 +15,13 @@ time per step and the median per-round ratio medfab / reference (< 1: medfab is 
 Matched networks: ``dcgan`` is medfab's DCGAN set up as the canonical class-conditional DCGAN (ngf = ndf =
 width, z = 100, BN in G and D, non-saturating BCE loss, no spectral norm / DiffAugment / EMA) against
 ``CDCGANRef`` (pytorch/examples DCGAN with a label embedding concatenated to z and a label plane to the image);
-``pix2pix`` is medfab's two-stage pix2pix (it also trains its stage-A map prior) against the junyanz U-Net +
-PatchGAN step; ``dcgan-default`` is medfab's DCGAN with its small-data defaults (SN, hinge, DiffAugment, EMA).
+``pix2pix`` is medfab's two-stage class-conditional pix2pix (BN in D, no SN / DiffAugment / EMA) against
+``CondPix2PixRef``: the junyanz U-Net + PatchGAN step made class-conditional the same way (class planes and a noise
+plane in G's input, class planes in D's) plus the stage-A step (a plain conditional VAE on the 16x16 maps, half of
+B's maps from its reconstructions), i.e. the same work written plainly; ``pix2pix-plain`` is the same medfab model
+against the plain unconditional one-stage junyanz step (``Pix2PixRef``), so the ratio includes the design's extra
+work (about 20 % for the extra input channels and 10-15 % for stage A at width 8).
+``dcgan-default`` is medfab's DCGAN with its small-data defaults (SN, hinge, DiffAugment, EMA).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from reference_nets import CDCGANRef, Pix2PixRef, VAERef
+from reference_nets import CDCGANRef, CondPix2PixRef, Pix2PixRef, VAERef
 
 from medfab.data.tensors import TensorSet
 from medfab.models.registry import build_model
@@ -49,13 +54,15 @@ def medfab_fields(name: str, width: int) -> tuple[str, dict]:
             "dcgan-default": ("dcgan", {"g_width": width, "d_width": width}),
             "pix2pix": ("pix2pix", {"g_width": width, "d_width": width, "map_width": min(32, width),
                                     "d_norm": "batch", "d_spectral_norm": False, "diffaug": "none", "ema": False}),
-            "vae": ("vae", {"width": width})}[name]
+            "vae": ("vae", {"width": width})}[name.removesuffix("-plain")]
 
 
 def reference(name: str, size: int, width: int, device: torch.device):
     if name.startswith("dcgan"):
         return CDCGANRef(size, K, ngf=width, ndf=width, device=device)
     if name == "pix2pix":
+        return CondPix2PixRef(size, K, ngf=width, ndf=width, map_width=min(32, width)).to(device)
+    if name == "pix2pix-plain":
         return Pix2PixRef(size, ngf=width, ndf=width).to(device)
     ref = VAERef(size, K, width=width).to(device)
     return ref
@@ -141,7 +148,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:K")
     ap.add_argument("--models", nargs="+", default=["dcgan", "pix2pix"],
-                    choices=["dcgan", "dcgan-default", "pix2pix", "vae"])
+                    choices=["dcgan", "dcgan-default", "pix2pix", "pix2pix-plain", "vae"])
     ap.add_argument("--sizes", type=int, nargs="+", default=None, help="default: 32 on CPU, 64 128 on CUDA")
     ap.add_argument("--widths", type=int, nargs="+", default=None, help="default: 8 64 on CPU, 64 on CUDA")
     ap.add_argument("--batch", type=int, default=64)

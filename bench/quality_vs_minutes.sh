@@ -73,7 +73,7 @@ one_model() {
       --out "$d/synthetic" --seed 0 --no-progress "${extra[@]}"
     step "eval_${name}_$mark" --fresh "$d/eval" "$M" evaluate --real-train "$DATA/train" --real-test "$DATA/test" \
       --synthetic "$d/synthetic" --out "$d/eval" --size "$SIZE" --max-per-class "$CAP" --families utility \
-      --seeds "$SEEDS" --epochs "$EPOCHS"
+      --classifiers cnn --seeds "$SEEDS" --epochs "$EPOCHS"
   done
 }
 

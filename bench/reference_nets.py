@@ -5,6 +5,8 @@
   ``CDCGANRef`` is the same made class-conditional (label embedding + z in G, label plane + image in D).
 - pix2pix: junyanz ``UnetGenerator`` (nested UnetSkipConnectionBlock, BN, dropout) + ``NLayerDiscriminator``
   and the plain ``Pix2PixModel.optimize_parameters`` step (vanilla GAN loss + 100 * L1).
+  ``CondPix2PixRef`` is the same made class-conditional and two-stage as medfab's pix2pix (class planes and a noise
+  plane in G's input, class planes in D's, and a plain conditional VAE on the 16x16 maps trained in the same step).
 - WGAN-GP: the DCGAN networks without BN in the critic, Algorithm 1 of Gulrajani et al. written plainly.
 - VAE: the same conv encoder/decoder as medfab's, written as plain nn.Sequential, plain ELBO step.
 None of these are imported by medfab; they exist only to time medfab against.
@@ -234,6 +236,54 @@ class Pix2PixRef:
         return loss_D, loss_G
 
 
+class CondPix2PixRef(Pix2PixRef):
+    """``Pix2PixRef`` doing the work medfab's pix2pix does per step, written plainly: a stage-A step (``VAERef`` on
+    the 16x16 maps), then the junyanz step with G's input ``cat(map, class planes, noise plane)``, D's input
+    ``cat(map, image, class planes)``, and half of the maps taken from stage A's reconstructions."""
+
+    def __init__(self, size: int, num_classes: int, ngf: int = 64, ndf: int = 64, map_width: int = 32,
+                 map_latent: int = 32, lambda_L1: float = 100.0):
+        super().__init__(size, ngf, ndf, lambda_L1)
+        self.K = num_classes
+        self.netG, self.netD = unet_G(2 + num_classes, 1, int(math.log2(size)), ngf), patch_D(2 + num_classes, ndf)
+        self.optG = torch.optim.Adam(self.netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.optD = torch.optim.Adam(self.netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.prior = VAERef(16, num_classes, latent=map_latent, width=map_width)
+
+    def to(self, device):
+        self.prior.to(device)
+        return super().to(device)
+
+    def step(self, x, y):
+        m = F.adaptive_avg_pool2d(x, 16)
+        loss_A, m_hat = self.prior.elbo_step(m, y)
+        use_A = torch.rand(len(x), 1, 1, 1, device=x.device) < 0.5
+        real_A = F.interpolate(torch.where(use_A, m_hat.detach(), m), size=x.shape[2:], mode="bilinear")
+        planes = F.one_hot(y, self.K).float()[:, :, None, None].expand(-1, -1, *x.shape[2:])
+        real_B = x
+        fake_B = self.netG(torch.cat((real_A, planes, torch.randn_like(real_A)), 1))
+        # backward_D
+        for p in self.netD.parameters():
+            p.requires_grad_(True)
+        self.optD.zero_grad()
+        pred_fake = self.netD(torch.cat((real_A, fake_B, planes), 1).detach())
+        pred_real = self.netD(torch.cat((real_A, real_B, planes), 1))
+        loss_D = 0.5 * (F.binary_cross_entropy_with_logits(pred_fake, torch.zeros_like(pred_fake))
+                        + F.binary_cross_entropy_with_logits(pred_real, torch.ones_like(pred_real)))
+        loss_D.backward()
+        self.optD.step()
+        # backward_G
+        for p in self.netD.parameters():
+            p.requires_grad_(False)
+        self.optG.zero_grad()
+        pred_fake = self.netD(torch.cat((real_A, fake_B, planes), 1))
+        loss_G = (F.binary_cross_entropy_with_logits(pred_fake, torch.ones_like(pred_fake))
+                  + F.l1_loss(fake_B, real_B) * self.lambda_L1)
+        loss_G.backward()
+        self.optG.step()
+        return loss_A, loss_D, loss_G
+
+
 # --- VAE (plain) ----------------------------------------------------------------------------------
 class VAERef(nn.Module):
     def __init__(self, size: int, num_classes: int, latent: int = 128, width: int = 32, max_ch: int = 256):
@@ -259,6 +309,10 @@ class VAERef(nn.Module):
         self.opt = torch.optim.Adam(self.parameters(), lr=1e-3)
 
     def step(self, x, y):
+        self.elbo_step(x, y)
+
+    def elbo_step(self, x, y):
+        """One ELBO step; returns (loss, reconstruction)."""
         planes = F.one_hot(y, self.K).float()[:, :, None, None].expand(-1, -1, *x.shape[2:])
         mu, logvar = self.enc_fc(self.enc(torch.cat([x, planes], 1)).flatten(1)).chunk(2, 1)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
@@ -268,3 +322,4 @@ class VAERef(nn.Module):
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
+        return loss, x_hat

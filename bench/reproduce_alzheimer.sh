@@ -50,7 +50,7 @@ for model in "${MODELS[@]}"; do
     --out "$OUT/$model/synthetic" --seed 0 --no-progress
   step "eval_$model" --fresh "$OUT/$model/eval" "$M" evaluate --real-train "$DATA/train" --real-test "$DATA/test" \
     --synthetic "$OUT/$model/synthetic" --out "$OUT/$model/eval" --size "$SIZE" --max-per-class "$CAP" \
-    --families "$FAMILIES" --features pixel --seeds "$SEEDS" --epochs "$EPOCHS"
+    --families "$FAMILIES" --features pixel --classifiers cnn --seeds "$SEEDS" --epochs "$EPOCHS"
   tables+=(--eval "$model=$OUT/$model/eval")
 done
 

@@ -84,7 +84,7 @@ if [ -n "$CAP" ]; then cap=(--max-per-class "$CAP"); fi
 for g in "${GENS[@]}"; do
   step "eval_$g" --fresh "$OUT/eval_$g" "$M" evaluate --real-train "$D/train" \
     --real-test "$D/test" --synthetic "$OUT/synth_$g" --out "$OUT/eval_$g" --size "$SIZE" \
-    --families "$FAMILIES" --features pixel --seeds "$SEEDS" --epochs "$EPOCHS" "${cap[@]}"
+    --families "$FAMILIES" --features pixel --classifiers cnn --seeds "$SEEDS" --epochs "$EPOCHS" "${cap[@]}"
 done
 
 # 5. VAE reconstruction-error detectors (GIAEM, DBSCAN, single-example KMeans, global KMeans), normal = "no"

@@ -183,7 +183,7 @@ def utility_table(evals: list[tuple[str, dict]], minority: list[str]) -> str:
 # --- quality vs minutes ---------------------------------------------------------------------------------
 def minutes_table(evals: list[tuple[str, dict, dict]]) -> str:
     """``(model@minutes, results, checkpoint record)`` rows, sorted by model, then minutes."""
-    header = ["model", "minutes", "kimg", "real BA", "synthetic BA", "synthetic macro-F1", "BA / real",
+    header = ["model", "minutes", "CPU-min", "kimg", "real BA", "synthetic BA", "synthetic macro-F1", "BA / real",
               "F1 / real", "real+synthetic BA", "real+synthetic F1"]
     rows = []
 
@@ -195,7 +195,9 @@ def minutes_table(evals: list[tuple[str, dict, dict]]) -> str:
         model, _, minutes = label.partition("@")
         reg = get(family(res, "utility"), "regimes") or {}
         real, syn, mix = (get(reg, r, "mean") or {} for r in ("real", "synthetic", "real+synthetic"))
-        rows.append([model, minutes or "-", fmt(ckpt.get("kimg"), digits=1), fmt(real.get("balanced_accuracy")),
+        cpu = get(ckpt, "loop", "cpu_seconds")
+        rows.append([model, minutes or "-", fmt(cpu / 60 if cpu is not None else None, digits=1),
+                     fmt(ckpt.get("kimg"), digits=1), fmt(real.get("balanced_accuracy")),
                      fmt(syn.get("balanced_accuracy")), fmt(syn.get("macro_f1")),
                      fmt(ratio(syn.get("balanced_accuracy"), real.get("balanced_accuracy")), digits=2),
                      fmt(ratio(syn.get("macro_f1"), real.get("macro_f1")), digits=2),
@@ -247,8 +249,11 @@ def main(argv: list[str] | None = None) -> None:
         print("### Alzheimer-4 utility: CNN tested on the official real test split\n")
         print(utility_table(evals, minority))
     else:
-        print("### Quality vs training minutes: CNN utility on the real test split\n")
-        print(minutes_table([(lab, read_json(p), checkpoint_record(p)) for lab, p in labelled(args.eval)]))
+        rows = [(lab, read_json(p), checkpoint_record(p)) for lab, p in labelled(args.eval)]
+        kinds = sorted({str(r.get("model")) for _, res, _ in rows
+                        for r in (get(family(res, "utility"), "table") or [])[:1]})
+        print(f"### Quality vs training minutes: utility on the real test split ({', '.join(kinds) or '?'})\n")
+        print(minutes_table(rows))
 
 
 if __name__ == "__main__":

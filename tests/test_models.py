@@ -168,13 +168,21 @@ def test_vae_api_shapes_and_determinism():
 
 
 def test_vae_kl_matches_closed_form_and_warmup():
-    model = _build("vae", beta=2.0, kl_warmup_steps=10)
+    model = _build("vae", beta=2.0, kl_warmup_kimg=0.5)
     mu, logvar = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 2.0 * torch.log(torch.tensor(2.0))]])
     _, kl = model.loss_terms(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), mu, logvar)
     # KL(N(1, 1) || N(0, 1)) = 0.5; KL(N(0, 4) || N(0, 1)) = 0.5 * (4 - 1 - ln 4)
     expected = 0.5 + 0.5 * (4 - 1 - torch.log(torch.tensor(4.0)))
     assert torch.isclose(kl, expected)
-    assert model.beta_at(0) == pytest.approx(0.2) and model.beta_at(50) == 2.0
+    assert model.beta_at(100) == pytest.approx(0.4) and model.beta_at(500) == 2.0 and model.beta_at(5000) == 2.0
+
+
+def test_vae_legacy_warmup_in_steps_loads_as_images_seen():
+    """A run saved before the warm-up moved to images seen keeps its schedule (500 steps x batch 64)."""
+    from medfab.models.vae import VAEConfig
+
+    cfg = VAEConfig(kl_warmup_steps=500, batch_size=64)
+    assert cfg.kl_warmup_kimg == 32.0 and "kl_warmup_steps" not in cfg.model_dump()
 
 
 def test_diffaugment_seeded_and_differentiable():

@@ -104,14 +104,15 @@ def test_minutes_table_sorted_by_model_and_minutes_with_kimg(st, tmp_path, capsy
     for model, minutes, acc in (("vae", "10", 0.7), ("dcgan", "10", 0.65), ("dcgan", "5", 0.55)):
         run = tmp_path / f"{model}_{minutes}"
         run.mkdir()
-        (run / "checkpoint.json").write_text(json.dumps({"kimg": float(minutes) * 2, "step": 1}))
+        loop = {"loop": {"cpu_seconds": 90.0}} if model == "vae" else {}     # older checkpoints have no CPU time
+        (run / "checkpoint.json").write_text(json.dumps({"kimg": float(minutes) * 2, "step": 1, **loop}))
         ev = _evaluation(run, "eval", synth_acc=acc)
         evals += ["--eval", f"{model}@{minutes}={ev}"]
     st.main(["minutes", *evals])
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(("| dcgan", "| vae"))]
-    assert [ln.split(" | ")[:3] for ln in lines] == [["| dcgan", "5", "10.0"], ["| dcgan", "10", "20.0"],
-                                                     ["| vae", "10", "20.0"]]
-    assert lines[0].split(" | ")[4] == "0.550"        # synthetic-only balanced accuracy
+    assert [ln.split(" | ")[:4] for ln in lines] == [["| dcgan", "5", "-", "10.0"], ["| dcgan", "10", "-", "20.0"],
+                                                     ["| vae", "10", "1.5", "20.0"]]
+    assert lines[0].split(" | ")[5] == "0.550"        # synthetic-only balanced accuracy
 
 
 def test_missing_results_say_which_step_to_run(st, tmp_path):

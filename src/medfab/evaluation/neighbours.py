@@ -14,6 +14,10 @@ Only ``k + MARGIN`` candidates per row survive the float32 product; the distance
 the k nearest (within the float32 error bound of the k-th, usually just k) are recomputed from the differences (no
 cancellation, so exact copies get distance 0) and ranked by (distance, index), so ties go to the lower index.
 Memory: one (block, N) matrix of at most 64 MB, plus (k + MARGIN) candidates per row and column.
+
+With ``z`` (from :func:`bound_vectors`), both searches first try :mod:`medfab.evaluation.neighbours_pruned`: the same
+exact neighbours from a cheap lower bound that skips most pairs; it falls back to the products when the bound is
+weak.
 """
 
 from __future__ import annotations
@@ -113,15 +117,35 @@ def _check_k(k: int, n: int, what: str) -> None:
 
 
 @torch.inference_mode()
-def cross_kneighbors(a: np.ndarray, b: np.ndarray, k_a: int, k_b: int = 0, *, device="cpu"):
+def bound_vectors(*sets: np.ndarray, device="cpu", dims: int | None = None) -> list:
+    """The pruning bound's vectors ``(z, norms)`` of each set, axes fitted on the first; ``None`` each where pruning
+    cannot pay (fewer than 4 features per axis: the products are then cheap already)."""
+    from medfab.evaluation.neighbours_pruned import DIMS, Bound
+
+    dims = dims or DIMS
+    if sets[0].shape[1] < 4 * dims or len(sets[0]) < 2:
+        return [None] * len(sets)
+    dev = torch.device(device)
+    bound = Bound(_tensor(sets[0], dev), dims)
+    return [bound.z(_tensor(x, dev)) for x in sets]
+
+
+@torch.inference_mode()
+def cross_kneighbors(a: np.ndarray, b: np.ndarray, k_a: int, k_b: int = 0, *, device="cpu", z=None):
     """Each row of ``a`` (M, F): its ``k_a`` nearest rows of ``b`` (N, F); each row of ``b``: its ``k_b`` nearest rows
     of ``a``, from the same matrix products. Returns ``(d_a, i_a), (d_b, i_b)``: distances (·, k) float64,
-    ascending, and indices int64 (``None`` for ``k_b = 0``).
+    ascending, and indices int64 (``None`` for ``k_b = 0``). ``z``: :func:`bound_vectors` of ``(a, b)``, to prune.
     """
+    from medfab.evaluation.neighbours_pruned import pruned_search
+
     dev = torch.device(device)
     ta, tb = _tensor(a, dev), _tensor(b, dev)
     _check_k(k_a, len(tb), "rows to search")
     _check_k(k_b, len(ta), "rows to search")
+    if z is not None and z[0] is not None:
+        found = pruned_search(ta, tb, z[0], z[1], k_a, k_b, False, 2 * MARGIN)
+        if found is not None:
+            return found
     kc_a, kc_b = min(k_a + MARGIN, len(tb)), (min(k_b + MARGIN, len(ta)) if k_b else 0)
     rv, ri, cv, ci = _blocks(ta, tb, kc_a, kc_b, symmetric=False)
     near_a = _exact(ta, tb, rv, ri, k_a)
@@ -130,12 +154,19 @@ def cross_kneighbors(a: np.ndarray, b: np.ndarray, k_a: int, k_b: int = 0, *, de
 
 
 @torch.inference_mode()
-def self_kneighbors(x: np.ndarray, k: int = 1, *, device="cpu") -> tuple[np.ndarray, np.ndarray]:
+def self_kneighbors(x: np.ndarray, k: int = 1, *, device="cpu", z=None) -> tuple[np.ndarray, np.ndarray]:
     """Leave-one-out: each row's ``k`` nearest *other* rows of ``x`` (sklearn's ``kneighbors(None)``), from half
-    the matrix products. Distances (N, k) float64, ascending, and indices (N, k) int64.
+    the matrix products. Distances (N, k) float64, ascending, and indices (N, k) int64. ``z``: :func:`bound_vectors`
+    of ``x``, to prune.
     """
+    from medfab.evaluation.neighbours_pruned import pruned_search
+
     t = _tensor(x, torch.device(device))
     _check_k(k, len(t) - 1, "other rows")
+    if z is not None:
+        found = pruned_search(t, t, z, z, k, 0, True, 2 * MARGIN)
+        if found is not None:
+            return found[0]
     kc = min(k + MARGIN, len(t) - 1)
     rv, ri, cv, ci = _blocks(t, t, kc, kc, symmetric=True)
     vals, idx = torch.cat([rv, cv.T], 1), torch.cat([ri, ci.T], 1)    # disjoint: columns >= / rows < the block

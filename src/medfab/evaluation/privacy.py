@@ -80,13 +80,15 @@ class AuditNeighbours:
 
 def audit_neighbours(train: np.ndarray, holdout: np.ndarray, synth: np.ndarray, *, device="cpu") -> AuditNeighbours:
     """Every distance matrix computed once: synth x train gives both directions (synthetic -> train for copies and
-    authenticity, train -> synthetic for membership), train x train is symmetric (half computed)."""
-    from medfab.evaluation.neighbours import cross_kneighbors, self_kneighbors
+    authenticity, train -> synthetic for membership), train x train is symmetric (half computed). Long rows (pixels)
+    are pruned exactly by a principal-axes lower bound fitted on ``train`` (:mod:`~medfab.evaluation.neighbours_pruned`)."""
+    from medfab.evaluation.neighbours import bound_vectors, cross_kneighbors, self_kneighbors
 
-    (d_s, i_s), (d_ts, _) = cross_kneighbors(synth, train, 2, 1, device=device)
-    d_h, i_h = cross_kneighbors(holdout, train, 2, device=device)[0]
-    d_hs = cross_kneighbors(holdout, synth, 1, device=device)[0][0][:, 0]
-    d_t = self_kneighbors(train, 1, device=device)[0][:, 0]
+    zt, zh, zs = bound_vectors(train, holdout, synth, device=device)     # None each: no pruning (short rows)
+    (d_s, i_s), (d_ts, _) = cross_kneighbors(synth, train, 2, 1, device=device, z=(zs, zt))
+    d_h, i_h = cross_kneighbors(holdout, train, 2, device=device, z=(zh, zt))[0]
+    d_hs = cross_kneighbors(holdout, synth, 1, device=device, z=(zh, zs))[0][0][:, 0]
+    d_t = self_kneighbors(train, 1, device=device, z=zt)[0][:, 0]
     return AuditNeighbours(d_s, i_s, d_h, i_h, d_t, d_ts[:, 0], d_hs)
 
 

@@ -17,7 +17,7 @@ memorisation check.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -58,7 +58,7 @@ class Pix2PixConfig(SmallDataConfig):
     map_latent_dim: int = Field(32, ge=1)
     map_width: int = Field(32, ge=4)
     map_beta: float = Field(1.0, ge=0)
-    map_kl_warmup_steps: int = Field(500, ge=0)
+    map_kl_warmup_kimg: float = Field(16.0, ge=0)  # stage A's beta ramps from 0 over this many images seen (x1000)
     map_lr: float = Field(1e-3, gt=0)
     map_mix: float = Field(0.5, ge=0, le=1)        # share of B's input maps taken from A's reconstructions
     # stage B: pix2pix
@@ -73,6 +73,16 @@ class Pix2PixConfig(SmallDataConfig):
     l1_weight: float = Field(20.0, ge=0)           # the paper's 100 is for exact inputs; maps are coarse
     beta1: float = Field(0.5, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_warmup(cls, data: Any) -> Any:
+        """Runs saved before the warm-up was keyed on images seen stored ``map_kl_warmup_steps``."""
+        if isinstance(data, dict) and "map_kl_warmup_steps" in data:
+            data = dict(data)
+            steps = data.pop("map_kl_warmup_steps")
+            data.setdefault("map_kl_warmup_kimg", steps * data.get("batch_size", 32) / 1000)
+        return data
 
     @model_validator(mode="after")
     def _map_smaller(self):
@@ -123,35 +133,49 @@ class Pix2Pix(GenerativeModel):
         size = (self.config.image_size,) * (m.dim() - 2)
         return F.interpolate(m, size=size, mode=mode, align_corners=False)
 
-    def _g_input(self, m_up: torch.Tensor, y: torch.Tensor, generator=None) -> torch.Tensor:
+    def _g_input(self, m_up: torch.Tensor, y: torch.Tensor, generator=None,
+                 planes: torch.Tensor | None = None) -> torch.Tensor:
         """cat(map, class planes, noise): (B, C + K + noise_channels, S, S[, S])."""
         shape = (m_up.shape[0], self.config.noise_channels, *m_up.shape[2:])
         noise = blocks.randn(shape, generator, m_up.device)
-        return torch.cat([m_up, blocks.class_planes(y, self.config.num_classes, m_up), noise], 1)
+        if planes is None:
+            planes = blocks.class_planes(y, self.config.num_classes, m_up)
+        return torch.cat([m_up, planes, noise], 1)
 
-    def _d_input(self, m_up: torch.Tensor, img: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        # One augmentation for map and image together, so the pair stays aligned; class planes stay exact.
+    def _d_input(self, m_up: torch.Tensor, img: torch.Tensor, planes: torch.Tensor) -> torch.Tensor:
+        """cat(map, image, class planes), ``planes`` from :func:`blocks.class_planes` (an expanded view).
+
+        One augmentation for map and image together, so the pair stays aligned; class planes stay exact.
+        Without augmentation it is a single concatenation (D sees three inputs per step: a third of the copies).
+        """
+        if not self.policy:
+            return torch.cat([m_up, img, planes], 1)                      # cat promotes mixed dtypes
         pair = diff_augment(torch.cat([m_up, img], 1), self.policy)
-        return torch.cat([pair, blocks.class_planes(y, self.config.num_classes, pair)], 1)
+        return torch.cat([pair, planes], 1)
 
     # --- training: phases A (map prior), D, G -------------------------------------------------------------
     def phases(self) -> list[Phase]:
         return [Phase("A", "A"), Phase("D", "D"), Phase("G", "G")]
 
-    def _b_inputs(self, x: torch.Tensor, y: torch.Tensor, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
-        """(upsampled map, G's input) of stage B; a map_mix share of the maps are stage A's reconstructions."""
+    def _b_inputs(self, x: torch.Tensor, y: torch.Tensor,
+                  ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(upsampled map, G's input, class planes) of stage B, built once per step and shared by D and G through
+        ``ctx.cache``; a map_mix share of the maps are stage A's reconstructions."""
         if "m_up" in ctx.cache:
-            return ctx.cache["m_up"], ctx.cache["g_in"]
-        m = self.coarse(x)                                                # (B, C, m, m)
+            return ctx.cache["m_up"], ctx.cache["g_in"], ctx.cache["planes"]
+        m = ctx.cache.get("m")                                            # phase A's coarse maps, if it ran
+        if m is None:
+            m = self.coarse(x)                                            # (B, C, m, m)
         m_hat = ctx.cache.get("m_hat")
         if m_hat is None:                                                 # no shared cache (DDP + accumulation)
             with torch.no_grad():
                 m_hat = self.A(m, y)[0]
         use_a = (torch.rand(x.shape[0], device=x.device) < self.config.map_mix).view(-1, *([1] * (x.dim() - 1)))
         m_up = self._upsample(torch.where(use_a, m_hat.to(m.dtype), m))  # (B, C, S, S)
-        g_in = self._g_input(m_up, y)
-        ctx.cache.update(m_up=m_up, g_in=g_in)
-        return m_up, g_in
+        planes = blocks.class_planes(y, self.config.num_classes, m_up)   # (B, K, S, S), a view: no copy
+        g_in = self._g_input(m_up, y, planes=planes)
+        ctx.cache.update(m_up=m_up, g_in=g_in, planes=planes)
+        return m_up, g_in, planes
 
     def phase_loss(self, phase: str, x: torch.Tensor, y: torch.Tensor, ctx: StepContext) -> dict[str, torch.Tensor]:
         c, b = self.config, x.shape[0]
@@ -160,21 +184,22 @@ class Pix2Pix(GenerativeModel):
             m = self.coarse(x)                                            # (B, C, m, m)
             m_hat, mu, logvar = self.A(m, y)
             mu, logvar = mu.float(), logvar.float()
-            ctx.cache["m_hat"] = m_hat.detach()
+            ctx.cache.update(m=m, m_hat=m_hat.detach())                  # stage B's maps: no second pooling
             a_recon = (m - m_hat.float()).abs().flatten(1).sum(1).mean()
             a_kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(1).mean()
-            warm = 1.0 if c.map_kl_warmup_steps == 0 else min(1.0, (ctx.step + 1) / c.map_kl_warmup_steps)
+            seen = ctx.nimg + ctx.batch_size                             # a pure function of images seen
+            warm = 1.0 if c.map_kl_warmup_kimg == 0 else min(1.0, seen / (1000 * c.map_kl_warmup_kimg))
             return {"loss": a_recon + c.map_beta * warm * a_kl, "a_kl": a_kl.detach()}    # logged: loss_A, a_kl
-        m_up, g_in = self._b_inputs(x, y, ctx)
+        m_up, g_in, planes = self._b_inputs(x, y, ctx)
         if phase == "D":
             # Real and fake pairs in one forward (no batch norm in D by default); one G forward for both phases.
             fake = ctx.cache["fake"] = self.G(g_in)                       # (B, C, S, S)
             if c.d_norm == "batch":
-                logits = torch.cat([self.D(self._d_input(m_up, x, y)),
-                                    self.D(self._d_input(m_up, fake.detach(), y))])
+                logits = torch.cat([self.D(self._d_input(m_up, x, planes)),
+                                    self.D(self._d_input(m_up, fake.detach(), planes))])
             else:
                 pairs = self._d_input(torch.cat([m_up, m_up]), torch.cat([x, fake.detach().to(x.dtype)]),
-                                      torch.cat([y, y]))
+                                      blocks.class_planes(torch.cat([y, y]), c.num_classes, m_up))
                 logits = self.D(pairs)                                    # (2B, 1, s, s)
             logits = logits.float()
             d_loss = F.softplus(-logits[:b]).mean() + F.softplus(logits[b:]).mean()   # BCE(real=1) + BCE(fake=0)
@@ -184,7 +209,7 @@ class Pix2Pix(GenerativeModel):
         if fake is None:
             fake = self.G(g_in)
         with blocks.frozen(self.D):
-            g_adv = F.softplus(-self.D(self._d_input(m_up, fake, y)).float()).mean()
+            g_adv = F.softplus(-self.D(self._d_input(m_up, fake, planes)).float()).mean()
         g_l1 = (fake.float() - x).abs().mean()
         return {"loss": g_adv + c.l1_weight * g_l1, "g_adv": g_adv.detach(), "g_l1": g_l1.detach()}
 

@@ -2,7 +2,7 @@
 
 The encoder sees the image with the label as constant one-hot planes; the decoder gets ``cat(z, embed(y))``.
 Loss (negative ELBO per image, summed over pixels, averaged over the batch):
-``recon + beta_t * KL(q(z|x,y) || N(0, I))`` with ``beta_t = beta * min(1, step / kl_warmup_steps)``
+``recon + beta_t * KL(q(z|x,y) || N(0, I))`` with ``beta_t = beta * min(1, images seen / (1000 kl_warmup_kimg))``
 (KL warm-up avoids posterior collapse early on). ``recon`` is either
 - ``"l1"``: sum |x - x_hat|, the Laplace negative log-likelihood with unit scale up to a constant (sharper
   than Gaussian/MSE on edges), or
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from medfab.models import blocks
@@ -76,11 +76,22 @@ class VAEConfig(ModelConfig):
     width: int = Field(32, ge=4)
     max_channels: int = Field(256, ge=8)
     beta: float = Field(1.0, ge=0)
-    kl_warmup_steps: int = Field(500, ge=0)       # beta ramps linearly from 0 over this many steps
+    kl_warmup_kimg: float = Field(16.0, ge=0)     # beta ramps linearly from 0 over this many images seen (x1000)
     recon: Literal["l1", "gaussian"] = "l1"
     ema: bool = False                             # a VAE trains stably; EMA would decouple decode from encode
     ema_decay: float = Field(0.999, ge=0, lt=1)
     temperature: float = Field(1.0, gt=0)         # prior std at sampling; < 1 trades variety for sharpness
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_warmup(cls, data: Any) -> Any:
+        """Runs made before the warm-up was keyed on images seen stored ``kl_warmup_steps``: same schedule at
+        their batch size (a run resumed or sampled from keeps its beta)."""
+        if isinstance(data, dict) and "kl_warmup_steps" in data:
+            data = dict(data)
+            steps = data.pop("kl_warmup_steps")
+            data.setdefault("kl_warmup_kimg", steps * data.get("batch_size", 32) / 1000)
+        return data
 
 
 class ConditionalVAE(GenerativeModel):
@@ -121,9 +132,11 @@ class ConditionalVAE(GenerativeModel):
         params = list(self.E.parameters()) + list(self.G.parameters())
         return {"VAE": adam(params, lr=self.config.lr)}
 
-    def beta_at(self, step: int) -> float:
+    def beta_at(self, nimg: int) -> float:
+        """beta after ``nimg`` images seen, this step's batch included (a pure function of images seen, so the
+        schedule does not change with the batch size or the number of processes)."""
         c = self.config
-        return c.beta if c.kl_warmup_steps == 0 else c.beta * min(1.0, (step + 1) / c.kl_warmup_steps)
+        return c.beta if c.kl_warmup_kimg == 0 else c.beta * min(1.0, nimg / (1000 * c.kl_warmup_kimg))
 
     def loss_terms(self, x: torch.Tensor, x_hat: torch.Tensor, mu: torch.Tensor,
                    logvar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,7 +159,7 @@ class ConditionalVAE(GenerativeModel):
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)          # reparameterisation trick
         x_hat = self.G(z, y)
         recon, kl = self.loss_terms(x, x_hat.float(), mu, logvar)
-        beta = self.beta_at(ctx.step)
+        beta = self.beta_at(ctx.nimg + ctx.batch_size)
         loss = recon + beta * kl
         return {"loss": loss, "recon": recon.detach(), "kl": kl.detach(), "beta": beta}     # logged as loss_elbo, ...
 

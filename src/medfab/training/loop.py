@@ -171,12 +171,13 @@ def fit(
                            grad_clip=grad_clip, lr_warmup_kimg=lr_warmup_kimg,
                            autocast=(lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda
                            else contextlib.nullcontext)
-    step, nimg, seconds0, window = 0, 0, 0.0, None
+    step, nimg, seconds0, window, cpu0 = 0, 0, 0.0, None, 0.0
     latest = ckpt.latest_checkpoint(out)
     if latest is not None:
         meta = ckpt.load_checkpoint(latest, model, optimizers, restore_rng=True)
         step, nimg, seconds0 = meta["step"], meta["nimg"], meta["train_seconds"]
         window = (meta.get("loop") or {}).get("window", {})
+        cpu0 = float((meta.get("loop") or {}).get("cpu_seconds", 0.0))
     if info.is_main:                            # only once the checkpoint (if any) has proven to fit
         out.mkdir(parents=True, exist_ok=True)
         ckpt.atomic_write_json(out / "config.json", run_config)
@@ -187,7 +188,7 @@ def fit(
 
     loop = _Loop(model, optimizers, stepper, DeviceData(data.x, data.y, info.device, channels_last=fmt is not None),
                  len(data.classes), out, info, run_config, B, seed, step, nimg, seconds0, window,
-                 per_class_balanced_sampling, progress)
+                 per_class_balanced_sampling, progress, cpu0)
     try:
         return loop.run(kimg, minutes, grid_every, grid_per_class, ckpt_every_minutes, keep_checkpoints,
                         log_every)
@@ -200,7 +201,7 @@ class _Loop:
 
     def __init__(self, model, optimizers, stepper: PhaseStepper, data: DeviceData, num_classes: int, out: Path,
                  info: DistInfo, config: dict, B: int, seed: int, step: int, nimg: int, seconds0: float,
-                 window: dict | None, balanced: bool, progress: bool):
+                 window: dict | None, balanced: bool, progress: bool, cpu0: float = 0.0):
         self.model, self.optimizers, self.stepper, self.out, self.info = model, optimizers, stepper, out, info
         self.config, self.B, self.seed, self.step, self.nimg, self.seconds0 = config, B, seed, step, nimg, seconds0
         self.data, self.num_classes = data, num_classes
@@ -210,9 +211,15 @@ class _Loop:
         self.window.load_state(window)
         self.progress = progress
         self.t0 = time.perf_counter()
+        self.cpu0, self.c0 = cpu0, time.process_time()
 
     def seconds(self) -> float:
         return self.seconds0 + time.perf_counter() - self.t0
+
+    def cpu_seconds(self) -> float:
+        """CPU time of this process (all its threads) over the whole run, resumes included: on a shared
+        machine the compute a wall-clock budget bought, for quality-vs-compute comparisons."""
+        return self.cpu0 + time.process_time() - self.c0
 
     def window_state(self) -> dict[str, Any]:
         """The log window on the host (one sync); stops the run if a value became non-finite on any rank."""
@@ -229,7 +236,7 @@ class _Loop:
         with unwrapped(self.model):
             return ckpt.save_checkpoint(self.out, self.model, self.optimizers, step=self.step, nimg=self.nimg,
                                         train_seconds=self.seconds(), config=self.config, keep=keep,
-                                        loop_state={"window": state})
+                                        loop_state={"window": state, "cpu_seconds": self.cpu_seconds()})
 
     def grid(self, per_class: int, logger, near_copies: bool = False) -> None:
         if not self.info.is_main:
@@ -305,7 +312,7 @@ class _Loop:
                         state = self.window_state()
                         now = time.perf_counter()
                         row = LossWindow.means(state)
-                        row.update(kimg=self.nimg / 1000, seconds=self.seconds(),
+                        row.update(kimg=self.nimg / 1000, seconds=self.seconds(), cpu_seconds=self.cpu_seconds(),
                                    images_per_s=(self.nimg - img_log) / max(now - t_log, 1e-9))
                         if logger:
                             logger.scalars(self.step, row)

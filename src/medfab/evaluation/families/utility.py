@@ -99,7 +99,8 @@ def figures(data: dict, ctx) -> list:
         figs.append(
             (
                 plots.utility_bars(rows, metrics, ctx.fig("utility.png")),
-                "CNN trained on each training set, tested on the real test set (error bars: std over seeds)",
+                (f"{rows[0].get('model', 'classifier')} trained on each training set, tested on the real "
+                 "test set (error bars: std over seeds)"),
             )
         )
     sweep = data.get("share_sweep") or []

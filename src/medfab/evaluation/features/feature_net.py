@@ -107,7 +107,8 @@ class FeatureNet:
     def feature_dim(self) -> int:
         return self.model.feature_dim
 
-    def transform(self, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+    def transform(self, x: np.ndarray, *, batch_size: int | None = None) -> np.ndarray:
+        """(N, F) standardised features; ``batch_size`` None: 8 on the CPU (cache-sized), 256 on a GPU."""
         from medfab.evaluation.classifier import embed
 
         x = check_images(x)

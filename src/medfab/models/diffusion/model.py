@@ -121,8 +121,6 @@ class EDMSampling:
         w = 1 and w = 0 cost one network evaluation (conditional / unconditional alone).
         """
         null = torch.full_like(y, self.config.num_classes)
-        if next(net.parameters()).device.type == "cpu":
-            net = _one_by_one(net)
 
         def D(x: torch.Tensor, sigma: float) -> torch.Tensor:
             if guidance == 1:
@@ -141,16 +139,6 @@ class EDMSampling:
         extra = {k: v for k, v in s.items() if k in ("eta", "churn")}
         return SAMPLERS[s["sampler"]](self.guided_denoiser(net, y.to(device), s["guidance"]), x, sigmas,
                                       generator, **extra)
-
-
-def _one_by_one(net):
-    """F_theta applied to one image at a time. CPU GEMM/conv kernels pick their blocking by batch size, so a
-    batched forward is not bit-identical to a forward of the image alone; per image, it is (at ~the same speed
-    on a CPU, where the pixels, not the batch, fill the cores)."""
-    def F(x: torch.Tensor, c_noise: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return torch.cat([net(x[i:i + 1], c_noise[i:i + 1], y[i:i + 1]) for i in range(len(x))])
-
-    return F
 
 
 def _default(v, d):

@@ -162,10 +162,7 @@ class LatentDiffusion(EDMSampling, GenerativeModel):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Images from *scaled* latents: G(z / latent_scale)."""
         scale = float(self.latent_scale) or 1.0                         # before the denoise stage: unscaled
-        G = blocks.unwrap(self.AE).G
-        if z.device.type == "cpu":                                      # per image: bit-identical (diffusion)
-            return torch.cat([G(z[i:i + 1] / scale) for i in range(len(z))])
-        return G(z / scale)
+        return blocks.unwrap(self.AE).G(z / scale)
 
     @torch.inference_mode()
     def generate(self, y: torch.Tensor, generator=None, **sampler) -> torch.Tensor:

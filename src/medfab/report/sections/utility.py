@@ -9,8 +9,10 @@ from medfab.report.verdicts import Verdict, num
 RESULT = UtilityResult
 TITLE = "Utility: does training on them help a classifier on real data?"
 INTRO = (
-    "One small CNN per training set and seed, always tested on the real test set (train synthetic, test "
-    "real). Rows: model x training data; columns: metrics as mean ± std over seeds."
+    "One classifier per training set and seed, always tested on the real test set (train synthetic, test "
+    "real): a small CNN trained from scratch (evaluate --classifiers cnn) or, by default, a class-weighted "
+    "logistic regression on the features of the FeatureNet trained on real images; the 'model' column says "
+    "which. Rows: model x training data; columns: metrics as mean ± std over seeds."
 )
 _METRICS = (
     ("accuracy", "accuracy"),
