@@ -8,6 +8,8 @@
 #         bench/reproduce_br35h.sh: Br35H split near-duplicate-aware and cropped to the head)
 # Environment:
 #   MARKS     training minutes at which each model is measured (default "5 10 30"; add 120 for the long run)
+#   BUDGET    cpu (default): MARKS are CPU-minutes of each training process (`medfab train --cpu-minutes`), the
+#             same compute for every model whatever else runs on the machine; wall: wall-clock `--minutes`
 #   MODELS    default "dcgan vae cdcgan" plus "diffusion" when registered. "cdcgan" is the canonical
 #             conditional DCGAN (Radford et al. 2016 / pytorch examples: BN in G and D, no spectral norm,
 #             BCE loss, 64 channels, batch 128, no DiffAugment, no EMA) run as medfab's dcgan with --set.
@@ -17,19 +19,22 @@
 #   DIFFUSION_SAMPLE_ARGS (extra `medfab sample` options for diffusion / ldm, e.g. "--steps 16"),
 #   MEDFAB (.venv/bin/medfab), PYTHON (.venv/bin/python)
 #
-# Why two at a time, one thread each: a budget in minutes is wall-clock time, and this machine's two cores are
-# shared with other people's jobs. Models trained at different hours would meet different loads and get
-# different amounts of compute for the same "minutes"; two models trained side by side, one core each, meet the
-# same load, so a row pair compares like with like (the table's kimg column says how many images each saw).
-# One thread each also keeps them from oversubscribing the two cores. More than two would only slice the cores.
+# Why CPU-minutes: this machine's two cores are shared with other people's jobs, so a wall-clock budget buys
+# different compute at different hours (stop 14 measured 3 to 11 CPU-minutes in 30 wall-minutes at load 8).
+# `--cpu-minutes` stops each training at the same CPU time of its own process, one thread each (the table's
+# CPU-min and kimg columns say what each got). PARALLEL only sets how many run at once: more than the cores
+# changes the wall time, not the figures.
 #
-# Each model trains in stages: `medfab train --minutes M` resumes the run folder and stops at M minutes in
+# Each model trains in stages: `medfab train --cpu-minutes M` resumes the run folder and stops at M minutes in
 # total, so the checkpoint after each stage is the M-minute checkpoint; it is sampled and evaluated before the
 # next stage. Resumable: finished steps leave OUT/.done/<step>.
 set -euo pipefail
 DATA=${1:?usage: bench/quality_vs_minutes.sh DATA OUT}
 OUT=${2:?output folder}
 MARKS=${MARKS:-5 10 30}
+BUDGET=${BUDGET:-cpu}
+case "$BUDGET" in cpu) BUDGET_FLAG=--cpu-minutes ;; wall) BUDGET_FLAG=--minutes ;;
+  *) echo "error: BUDGET must be cpu or wall, not '$BUDGET'" >&2; exit 2 ;; esac
 SIZE=${SIZE:-64}
 SEEDS=${SEEDS:-1}
 EPOCHS=${EPOCHS:-6}
@@ -63,7 +68,7 @@ one_model() {
   for mark in $MARKS; do
     local d="$OUT/$name/m$mark"
     step "train_${name}_$mark" "$M" train "${args[@]}" --data "$DATA" --out "$run" --size "$SIZE" \
-      --minutes "$mark" --seed 0 --no-progress
+      "$BUDGET_FLAG" "$mark" --seed 0 --no-progress
     if [ ! -e "$OUT/.done/record_${name}_$mark" ]; then
       mkdir -p "$d"
       cp "$(ls "$run"/checkpoints/*.json | sort | tail -n 1)" "$d/checkpoint.json"

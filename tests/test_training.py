@@ -57,6 +57,21 @@ def test_resume_after_interrupt_matches_uninterrupted(tmp_path):
     assert ckpt.read_sidecar(ckpt.latest_checkpoint(tmp_path / "run"))["step"] == 20
 
 
+def test_cpu_minutes_budget_stops_on_process_cpu_time_and_carries_over_a_resume(tmp_path):
+    """--cpu-minutes counts the process's CPU time (a fair budget on a shared machine), resumes included."""
+    data = tiny_data()
+    fit(tiny_model(data), data, out=tmp_path, cpu_minutes=0.005, **QUIET)            # 0.3 CPU-seconds
+    first = ckpt.read_sidecar(ckpt.latest_checkpoint(tmp_path))
+    assert 0.3 <= first["loop"]["cpu_seconds"] < 30 and first["step"] > 0
+    fit(tiny_model(data), data, out=tmp_path, cpu_minutes=0.01, **QUIET)             # 0.3 more
+    second = ckpt.read_sidecar(ckpt.latest_checkpoint(tmp_path))
+    assert second["loop"]["cpu_seconds"] >= 0.6 and second["step"] > first["step"]
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    cpu = [r["cpu_seconds"] for r in rows if "cpu_seconds" in r]
+    assert cpu and cpu == sorted(cpu)                                                  # monotone across the resume
+    assert json.loads((tmp_path / "config.json").read_text())["training"]["cpu_minutes"] == 0.01
+
+
 def test_checkpoint_roundtrip_and_keep_last_two(tmp_path):
     data = tiny_data()
     model = tiny_model(data)

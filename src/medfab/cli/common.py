@@ -22,6 +22,7 @@ console = Console(stderr=True)
 LIMITS: dict[str, tuple[float, float, bool]] = {
     "size": (4, 2048, True),
     "minutes": (0, 60 * 24 * 365, False),
+    "cpu_minutes": (0, 60 * 24 * 365, False),
     "kimg": (0, 1e7, False),
     "batch_size": (1, 1 << 16, True),
     "seed": (0, 2**32 - 1, True),

@@ -51,6 +51,7 @@ def evaluate(
     classifiers: str = typer.Option("featurenet", "--classifiers", help="featurenet: class fidelity and utility "
                                     "reuse the feature network (minutes); cnn: train a CNN per regime and seed "
                                     "(hours on a laptop CPU)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Compare a synthetic set with real data, each figure next to the real-vs-real baseline."""
     from pydantic import ValidationError
@@ -83,7 +84,7 @@ def evaluate(
     except ValidationError as e:
         msgs = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
         raise MedfabError(f"invalid option(s): {msgs}", "see `medfab evaluate --help`") from None
-    res = run_evaluation(cfg)
+    res = run_evaluation(cfg, progress=progress)
     bad = {n: f.status for n, f in res.families.items() if f.status != "ok"}
     console.print(
         f"[bold green]wrote[/] {out / 'results.json'}" + (f" ([yellow]not ok: {bad}[/])" if bad else "")

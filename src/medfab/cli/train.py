@@ -26,6 +26,8 @@ def train(
     config: Path | None = typer.Option(None, "--config", help="YAML file of settings (see configs/)."),
     size: int | None = typer.Option(None, "--size", help="Image side length in pixels (default 64)."),
     minutes: float | None = typer.Option(None, "--minutes", help="Training time budget (total)."),
+    cpu_minutes: float | None = typer.Option(None, "--cpu-minutes", help="Budget in CPU time of the training "
+                                             "process (total, all threads): fair on a shared machine."),
     kimg: float | None = typer.Option(None, "--kimg", help="Budget in thousands of training images."),
     per_class: bool = typer.Option(False, "--per-class", help="One model per class in OUT/<class>/, each with the full budget."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Images per step (all processes)."),
@@ -53,11 +55,13 @@ def train(
     from medfab.models.registry import build_model, get_model_class
     from medfab.training.config import resolve_config
 
-    flags = {"image_size": size, "kimg": kimg, "minutes": minutes, "batch_size": batch_size, "seed": seed,
+    flags = {"image_size": size, "kimg": kimg, "minutes": minutes, "cpu_minutes": cpu_minutes,
+             "batch_size": batch_size, "seed": seed,
              "batch_gpu": batch_gpu, "device": device, "grad_clip": grad_clip, "compile": compile_}
     name, model_fields, tc = resolve_config(model, config_file=config, flags=flags, sets=set_)
-    if tc.kimg is None and tc.minutes is None:
-        raise MedfabError("no training budget given", "pass --minutes M or --kimg K (or put one in --config)")
+    if tc.kimg is None and tc.minutes is None and tc.cpu_minutes is None:
+        raise MedfabError("no training budget given",
+                          "pass --minutes M, --cpu-minutes M or --kimg K (or put one in --config)")
     from medfab.device import resolve_device
 
     resolve_device(tc.device)                               # a CUDA request without CUDA fails before loading data

@@ -26,6 +26,7 @@ class TrainConfig(BaseModel):
 
     kimg: float | None = Field(None, gt=0)          # stop after this many thousand images (all processes)
     minutes: float | None = Field(None, gt=0)       # ... or after this much training time (first reached)
+    cpu_minutes: float | None = Field(None, gt=0)   # ... or after this much CPU time of the process (shared machines)
     seed: int = 0                                   # seeds weights, batches and every random draw in a step
     grid_every: float = Field(5.0, gt=0)            # kimg between per-class sample grids
     grid_per_class: int = Field(8, ge=1, le=64)     # images per class row in a grid

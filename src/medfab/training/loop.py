@@ -116,6 +116,7 @@ def fit(
     out: str | Path,                            # run folder; holding checkpoints means: resume
     kimg: float | None = None,                  # stop after this many thousand images (global) ...
     minutes: float | None = None,               # ... or this much training time, whichever comes first
+    cpu_minutes: float | None = None,           # ... or this much CPU time of this process (all its threads)
     seed: int = 0,                              # batches and every random draw of each step
     config: dict[str, Any] | None = None,       # resolved settings to record in config.json
     batch_size: int | None = None,              # global batch; default model.config.batch_size
@@ -135,8 +136,8 @@ def fit(
 ) -> Path:
     """Train ``model`` on ``data`` into ``out``; returns ``out``. Resumes from ``out``'s latest checkpoint."""
     out = Path(out)
-    if kimg is None and minutes is None:
-        raise MedfabError("no training budget given", "pass --kimg K or --minutes M")
+    if kimg is None and minutes is None and cpu_minutes is None:
+        raise MedfabError("no training budget given", "pass --kimg K, --minutes M or --cpu-minutes M")
     _check_data(model, data)
     info = init_distributed(device)
     B = int(batch_size or model.config.batch_size)
@@ -144,7 +145,7 @@ def fit(
         raise MedfabError(f"batch size {B} is not divisible by {info.world_size} processes",
                           f"use --batch-size {max(1, B // info.world_size) * info.world_size}")
 
-    train_settings = {"kimg": kimg, "minutes": minutes, "seed": seed, "batch_size": B, "batch_gpu": batch_gpu,
+    train_settings = {"kimg": kimg, "minutes": minutes, "cpu_minutes": cpu_minutes, "seed": seed, "batch_size": B, "batch_gpu": batch_gpu,
                           "grad_clip": grad_clip, "lr_warmup_kimg": lr_warmup_kimg, "device": str(info.device),
                           "compile": compile, "channels_last": channels_last, "grid_every": grid_every,
                           "grid_per_class": grid_per_class, "ckpt_every_minutes": ckpt_every_minutes,
@@ -191,7 +192,7 @@ def fit(
                  per_class_balanced_sampling, progress, cpu0)
     try:
         return loop.run(kimg, minutes, grid_every, grid_per_class, ckpt_every_minutes, keep_checkpoints,
-                        log_every)
+                        log_every, cpu_minutes)
     finally:
         unwrap_ddp(model)                       # the caller gets back the plain model it passed in
 
@@ -260,17 +261,19 @@ class _Loop:
         idx = self.plan.local_batch(self.step, self.B, self.info.rank, self.info.world_size)
         return self.data.batch(idx)                                          # (b, C, H, W), (b,)
 
-    def run(self, kimg, minutes, grid_every, grid_per_class, ckpt_every_minutes, keep, log_every) -> Path:
+    def run(self, kimg, minutes, grid_every, grid_per_class, ckpt_every_minutes, keep, log_every,
+            cpu_minutes=None) -> Path:
         from tqdm import tqdm
 
         from medfab.training.logging import RunLogger
 
         logger = RunLogger(self.out, self.step if self.resumed else None) if self.info.is_main else None
-        by_kimg = kimg is not None
-        total = round(kimg * 1000) if by_kimg else round(minutes * 60)
-        bar = tqdm(total=total, initial=min(total, self.nimg if by_kimg else self.seconds0),
-                   unit="img" if by_kimg else "s", disable=not (self.progress and self.info.is_main),
-                   dynamic_ncols=True, desc="train")
+        by_kimg, by_cpu = kimg is not None, kimg is None and minutes is None
+        clock = self.cpu_seconds if by_cpu else self.seconds             # what the bar counts when not images
+        total = round(kimg * 1000) if by_kimg else round((cpu_minutes if by_cpu else minutes) * 60)
+        bar = tqdm(total=total, initial=min(total, self.nimg if by_kimg else round(clock())),
+                   unit="img" if by_kimg else ("cpu-s" if by_cpu else "s"),
+                   disable=not (self.progress and self.info.is_main), dynamic_ncols=True, desc="train")
         grid_nimg = grid_every * 1000
         next_grid = (math.floor(self.nimg / grid_nimg) + 1) * grid_nimg
         last_ckpt = time.perf_counter()
@@ -280,7 +283,8 @@ class _Loop:
                 while True:
                     # Host-side flags only (over gloo under DDP): no step waits for the GPU here.
                     stopping, out_of_time, ckpt_due = broadcast_flags([
-                        stop.requested, minutes is not None and self.seconds() >= minutes * 60,
+                        stop.requested, (minutes is not None and self.seconds() >= minutes * 60)
+                        or (cpu_minutes is not None and self.cpu_seconds() >= cpu_minutes * 60),
                         self.info.is_main and time.perf_counter() - last_ckpt >= ckpt_every_minutes * 60],
                         self.info)
                     if stopping or out_of_time or (by_kimg and self.nimg >= kimg * 1000):
@@ -306,7 +310,7 @@ class _Loop:
                     if by_kimg:
                         bar.update(self.B)
                     else:
-                        bar.n = min(total, round(self.seconds()))
+                        bar.n = min(total, round(clock()))
                         bar.update(0)
                     if self.step % log_every == 0:
                         state = self.window_state()
