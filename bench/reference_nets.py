@@ -214,12 +214,16 @@ class Pix2PixRef:
         real_A = F.interpolate(F.adaptive_avg_pool2d(x, 16), size=x.shape[2:], mode="bilinear")
         real_B = x
         fake_B = self.netG(real_A)
+        return self.optimize_parameters(real_A, real_B, fake_B)
+
+    def optimize_parameters(self, real_A, real_B, fake_B, planes=()):
+        """junyanz ``Pix2PixModel.optimize_parameters`` after the G forward; D sees ``cat(real_A, B, *planes)``."""
         # backward_D
         for p in self.netD.parameters():
             p.requires_grad_(True)
         self.optD.zero_grad()
-        pred_fake = self.netD(torch.cat((real_A, fake_B), 1).detach())
-        pred_real = self.netD(torch.cat((real_A, real_B), 1))
+        pred_fake = self.netD(torch.cat((real_A, fake_B, *planes), 1).detach())
+        pred_real = self.netD(torch.cat((real_A, real_B, *planes), 1))
         loss_D = 0.5 * (F.binary_cross_entropy_with_logits(pred_fake, torch.zeros_like(pred_fake))
                         + F.binary_cross_entropy_with_logits(pred_real, torch.ones_like(pred_real)))
         loss_D.backward()
@@ -228,7 +232,7 @@ class Pix2PixRef:
         for p in self.netD.parameters():
             p.requires_grad_(False)
         self.optG.zero_grad()
-        pred_fake = self.netD(torch.cat((real_A, fake_B), 1))
+        pred_fake = self.netD(torch.cat((real_A, fake_B, *planes), 1))
         loss_G = (F.binary_cross_entropy_with_logits(pred_fake, torch.ones_like(pred_fake))
                   + F.l1_loss(fake_B, real_B) * self.lambda_L1)
         loss_G.backward()
@@ -262,25 +266,7 @@ class CondPix2PixRef(Pix2PixRef):
         planes = F.one_hot(y, self.K).float()[:, :, None, None].expand(-1, -1, *x.shape[2:])
         real_B = x
         fake_B = self.netG(torch.cat((real_A, planes, torch.randn_like(real_A)), 1))
-        # backward_D
-        for p in self.netD.parameters():
-            p.requires_grad_(True)
-        self.optD.zero_grad()
-        pred_fake = self.netD(torch.cat((real_A, fake_B, planes), 1).detach())
-        pred_real = self.netD(torch.cat((real_A, real_B, planes), 1))
-        loss_D = 0.5 * (F.binary_cross_entropy_with_logits(pred_fake, torch.zeros_like(pred_fake))
-                        + F.binary_cross_entropy_with_logits(pred_real, torch.ones_like(pred_real)))
-        loss_D.backward()
-        self.optD.step()
-        # backward_G
-        for p in self.netD.parameters():
-            p.requires_grad_(False)
-        self.optG.zero_grad()
-        pred_fake = self.netD(torch.cat((real_A, fake_B, planes), 1))
-        loss_G = (F.binary_cross_entropy_with_logits(pred_fake, torch.ones_like(pred_fake))
-                  + F.l1_loss(fake_B, real_B) * self.lambda_L1)
-        loss_G.backward()
-        self.optG.step()
+        loss_D, loss_G = self.optimize_parameters(real_A, real_B, fake_B, (planes,))
         return loss_A, loss_D, loss_G
 
 
