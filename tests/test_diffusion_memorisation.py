@@ -31,6 +31,19 @@ def test_copies_are_flagged_and_new_images_are_not():
     assert swapped["nn_dist_median"] > 0
 
 
+def test_duplicates_in_the_training_set_do_not_collapse_the_threshold():
+    """Br35H repeats slices: a duplicate's leave-one-out distance is 0, which used to make the threshold ~0.001."""
+    x, y = _blobs(60, 0), np.repeat([0, 1], 30)
+    plain = NearCopyGuard.fit(x, y, 2, percentile=1.0, pixel_size=16)
+    dup = np.concatenate([x, x[:20]]), np.concatenate([y, y[:20]])         # a third of the images twice
+    guarded = NearCopyGuard.fit(*dup, 2, percentile=1.0, pixel_size=16)
+    assert plain.threshold > 0.05 and abs(guarded.threshold - plain.threshold) < 0.2 * plain.threshold
+    assert guarded.check(x[[0, 5, 40]], y[[0, 5, 40]])["nearcopy_frac"] == 1.0      # copies are still copies
+    # every image duplicated, nothing else: the floor, not 0 or a crash
+    only = NearCopyGuard.fit(np.concatenate([x[:2], x[:2]]), np.array([0, 1, 0, 1]), 2, pixel_size=16)
+    assert only.threshold > 0
+
+
 class _Copier:
     """A 'model' whose generate returns training images of the asked class (a perfect memoriser)."""
 

@@ -8,7 +8,9 @@ MRI training set in Dar et al. 2024). At every periodic sample grid the training
   [-1, 1] images, so 0 = identical, ~0.1 = the same slice with small shifts);
 - near-copy threshold, calibrated on the real data: the ``percentile``-th percentile of the training images'
   leave-one-out nearest-neighbour distances (how close two *different* real images of a class come), so by
-  construction ``percentile`` % of real images are "near-copies" of another real image;
+  construction ``percentile`` % of real images are "near-copies" of another real image. Duplicates within the
+  training set (pairs closer than ``DUPLICATE_RMS``, e.g. Br35H's repeated slices) are not two different images:
+  left in, their zero distances drove the threshold to ~0.001 and no grid image could ever count as a copy;
 - logged: ``nearcopy_frac`` (fraction of grid images below the threshold), ``nn_dist_median`` (their median
   distance to the nearest training image) and ``nearcopy_threshold``.
 
@@ -28,6 +30,7 @@ from medfab.evaluation.privacy import pixel_vectors
 PIXEL_SIZE = 32        # side after area averaging: enough for "same image", cheap for 5,000 training images
 PERCENTILE = 1.0       # of train leave-one-out NN distances: the near-copy threshold
 MAX_PER_CLASS = 4096   # training images per class compared (a random subset above this, seeded)
+DUPLICATE_RMS = 0.01   # training pairs closer than this (about one 8-bit level) are duplicates, not neighbours
 
 
 def _middle_first_channel(x: np.ndarray) -> np.ndarray:
@@ -47,9 +50,11 @@ def grid_images(grid: np.ndarray, num_classes: int, per_class: int) -> tuple[np.
 
 
 def _nn(a: torch.Tensor, b: torch.Tensor, exclude_self: bool = False) -> torch.Tensor:
-    """For each row of ``a``, the distance to its nearest row of ``b`` (rows are pixel_vectors)."""
+    """For each row of ``a``, the distance to its nearest row of ``b`` (rows are pixel_vectors). With
+    ``exclude_self`` (``a`` is ``b``): its nearest *other, non-duplicate* row (inf when it has none)."""
     d = torch.cdist(a, b)                                                  # (Na, Nb)
     if exclude_self:
+        d[d < DUPLICATE_RMS] = float("inf")                                # itself and its duplicates
         d.fill_diagonal_(float("inf"))
     return d.min(1).values
 
@@ -76,8 +81,10 @@ class NearCopyGuard:
             reference.append(v)
             if len(v) > 1:
                 loo.append(_nn(v, v, exclude_self=True))
-        d = torch.cat(loo) if loo else torch.zeros(1)
-        return cls(reference, float(np.percentile(d.numpy(), percentile)), pixel_size)
+        d = torch.cat(loo).numpy() if loo else np.zeros(0)
+        d = d[np.isfinite(d)]
+        threshold = float(np.percentile(d, percentile)) if len(d) else DUPLICATE_RMS
+        return cls(reference, max(threshold, DUPLICATE_RMS), pixel_size)
 
     def check(self, images: np.ndarray, labels: np.ndarray) -> dict[str, float]:
         """Near-copy fraction and median NN distance of ``images`` (N, C, ...) in [-1, 1], classes ``labels``."""
