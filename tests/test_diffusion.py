@@ -15,14 +15,7 @@ from medfab.models.diffusion.samplers import SAMPLERS
 from medfab.models.noise import StackedRandomGenerator
 from medfab.sampling.invariance import batch_invariant
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine more threads only wait for each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = {"base": 8, "mults": (1, 2), "attn_resolutions": (8,), "image_size": 16, "num_classes": 3}
 

@@ -11,14 +11,7 @@ from medfab.models.ldm import LatentDiffusion, LDMConfig
 from medfab.models.noise import StackedRandomGenerator
 from medfab.sampling.invariance import batch_invariant
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine more threads only wait for each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = {"image_size": 32, "num_classes": 2, "ae_width": 8, "disc_width": 8, "disc_layers": 2, "base": 8,
         "mults": (1, 2), "attn_resolutions": (4,), "ae_kimg": 0.008, "disc_kimg": 0.004}

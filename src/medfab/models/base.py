@@ -47,6 +47,15 @@ class ModelConfig(BaseModel):
     batch_size: int = Field(32, ge=1)
 
 
+def steps_to_kimg(data: Any, old: str, new: str) -> Any:
+    """Config input with a schedule once stored in steps (``old``) given in images seen (``new``, kimg) at the
+    run's batch size: runs saved before the schedule was keyed on images seen load with the same schedule."""
+    if isinstance(data, dict) and old in data:
+        data = dict(data)
+        data.setdefault(new, data.pop(old) * data.get("batch_size", 32) / 1000)
+    return data
+
+
 class SmallDataConfig(ModelConfig):
     """The small-data tools every adversarial model shares: DiffAugment on D's input and an EMA of G."""
 

@@ -26,7 +26,7 @@ from torch import nn
 
 from medfab.errors import MedfabError
 from medfab.models import blocks
-from medfab.models.base import GenerativeModel, Phase, SmallDataConfig, StepContext
+from medfab.models.base import GenerativeModel, Phase, SmallDataConfig, StepContext, steps_to_kimg
 from medfab.models.diffaug import diff_augment, parse_policy
 from medfab.models.ema import make_ema
 from medfab.models.optim import adam
@@ -78,11 +78,7 @@ class Pix2PixConfig(SmallDataConfig):
     @classmethod
     def _legacy_warmup(cls, data: Any) -> Any:
         """Runs saved before the warm-up was keyed on images seen stored ``map_kl_warmup_steps``."""
-        if isinstance(data, dict) and "map_kl_warmup_steps" in data:
-            data = dict(data)
-            steps = data.pop("map_kl_warmup_steps")
-            data.setdefault("map_kl_warmup_kimg", steps * data.get("batch_size", 32) / 1000)
-        return data
+        return steps_to_kimg(data, "map_kl_warmup_steps", "map_kl_warmup_kimg")
 
     @model_validator(mode="after")
     def _map_smaller(self):

@@ -22,7 +22,7 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from medfab.models import blocks
-from medfab.models.base import GenerativeModel, ModelConfig, Phase, StepContext
+from medfab.models.base import GenerativeModel, ModelConfig, Phase, StepContext, steps_to_kimg
 from medfab.models.ema import make_ema
 from medfab.models.optim import adam
 
@@ -87,11 +87,7 @@ class VAEConfig(ModelConfig):
     def _legacy_warmup(cls, data: Any) -> Any:
         """Runs made before the warm-up was keyed on images seen stored ``kl_warmup_steps``: same schedule at
         their batch size (a run resumed or sampled from keeps its beta)."""
-        if isinstance(data, dict) and "kl_warmup_steps" in data:
-            data = dict(data)
-            steps = data.pop("kl_warmup_steps")
-            data.setdefault("kl_warmup_kimg", steps * data.get("batch_size", 32) / 1000)
-        return data
+        return steps_to_kimg(data, "kl_warmup_steps", "kl_warmup_kimg")
 
 
 class ConditionalVAE(GenerativeModel):

@@ -69,29 +69,17 @@ def compute(ctx) -> tuple[PrivacyResult, list]:
     from medfab.evaluation.privacy import privacy_audit
 
     space = ctx.cfg.features[0]
+
+    def audit(train: str, holdout: str, synth: str, top_k: int) -> dict:
+        """The audit of set ``synth`` against ``train``, ``holdout`` the unseen baseline (ctx set names)."""
+        return privacy_audit(getattr(ctx, train), getattr(ctx, holdout), getattr(ctx, synth),
+                             features_train=ctx.features(space, train), features_holdout=ctx.features(space, holdout),
+                             features_synth=ctx.features(space, synth), top_k=top_k, device=ctx.device)
+
     ctx.step("nearest training neighbours of synthetic images")
-    synth = privacy_audit(
-        ctx.real,
-        ctx.test,
-        ctx.synth,
-        features_train=ctx.features(space, "real"),
-        features_holdout=ctx.features(space, "test"),
-        features_synth=ctx.features(space, "synth"),
-        top_k=ctx.cfg.gallery,
-        device=ctx.device,
-    )
+    synth = audit("real", "test", "synth", ctx.cfg.gallery)
     ctx.step("real-vs-real baseline")
-    base = try_metric(
-        privacy_audit,
-        ctx.half_a,
-        ctx.test,
-        ctx.half_b,
-        features_train=ctx.features(space, "half_a"),
-        features_holdout=ctx.features(space, "test"),
-        features_synth=ctx.features(space, "half_b"),
-        top_k=1,
-        device=ctx.device,
-    )
+    base = try_metric(audit, "half_a", "test", "half_b", 1)
     figs = []
     pix = synth.get("pixel") or {}
     pairs = pix.get("closest_pairs") or []
