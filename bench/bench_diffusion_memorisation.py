@@ -13,7 +13,10 @@ the same class, near-copy threshold = 1st percentile of the train leave-one-out 
 - ``holdout``: the real test-split images of the class (what new real images score),
 - ``train``: the training images of the class against the others (leave-one-out; the threshold is pooled over
   all classes, so ~1 % of ALL training images fall below it, fewer in a small class without near-duplicates).
-Target: fabricated near-copy fraction <= 1 % (Dar et al. 2024 found up to 19.6 % for latent diffusion).
+- ``fabricated, filter on``: the same after ``medfab sample``'s default near-copy filter, which replaces a near-copy
+  by the next free seed (``medfab.sampling.nearcopy_filter``); the row says how many were redrawn.
+Target: fabricated near-copy fraction <= 1 % (Dar et al. 2024 found up to 19.6 % for latent diffusion). Works
+for any model with ``generate`` (the VAE too), not only diffusion.
 """
 
 from __future__ import annotations
@@ -67,34 +70,50 @@ def main() -> None:
     settings = model.sampler_settings(**sampler)
     print(f"run {args.run} ({cfg['model']['name']}); sampler {settings}", flush=True)
 
+    def make(seeds: list[int]) -> np.ndarray:
+        out = []
+        for i in range(0, len(seeds), args.batch):
+            s = seeds[i:i + args.batch]
+            y = torch.full((len(s),), k, dtype=torch.long)
+            out.append(model.generate(y, StackedRandomGenerator(s), **sampler).numpy())
+        return np.concatenate(out)
+
     t0 = time.perf_counter()
-    fab = []
-    for i in range(0, args.n, args.batch):
-        seeds = list(range(i, min(i + args.batch, args.n)))
-        y = torch.full((len(seeds),), k, dtype=torch.long)
-        fab.append(model.generate(y, StackedRandomGenerator(seeds), **sampler).numpy())
-    fab = np.concatenate(fab)
+    fab = make(list(range(args.n)))
     t_sample = time.perf_counter() - t0
 
     guard = NearCopyGuard.fit(train.x, train.y, len(train.classes))
     hold = test.x[np.asarray(test.y) == k]
     own = guard.reference[k]
     loo = _nn(own, own, exclude_self=True)
-    d_hold = _nn(torch.from_numpy(pixel_vectors(_middle_first_channel(hold), guard.pixel_size)), own)
-    d_fab = _nn(torch.from_numpy(pixel_vectors(_middle_first_channel(fab), guard.pixel_size)), own)
-    rows = {"fabricated": d_fab, "holdout (real)": d_hold, "train (leave-one-out)": loo}
+
+    def nn(images: np.ndarray) -> torch.Tensor:
+        return _nn(torch.from_numpy(pixel_vectors(_middle_first_channel(images), guard.pixel_size)), own)
+
+    d_hold, d_fab = nn(hold), nn(fab)
+    rows = {"fabricated": d_fab}
+    # `medfab sample`'s default near-copy filter: a near-copy is replaced by the next free seed
+    kept, nxt, drawn = d_fab[d_fab >= guard.threshold], args.n, args.n
+    while len(kept) < args.n and drawn < 10 * args.n:
+        need = args.n - len(kept)
+        d_new = nn(make(list(range(nxt, nxt + need))))
+        kept, nxt, drawn = torch.cat([kept, d_new[d_new >= guard.threshold]]), nxt + need, drawn + need
+    rows[f"fabricated, filter on ({drawn - args.n} redrawn)"] = kept
+    rows.update({"holdout (real)": d_hold, "train (leave-one-out)": loo})
     print(f"\n{args.cls}: {len(own)} train, {len(hold)} holdout, {len(fab)} fabricated at {args.size}px "
           f"(sampling {t_sample:.0f} s); near-copy threshold {guard.threshold:.4f} RMS at {guard.pixel_size}px")
-    print(f"{'set':24s} {'near-copy %':>12s} {'NN RMS median [IQR]':>28s}")
+    print(f"{'set':36s} {'near-copy %':>12s} {'NN RMS median [IQR]':>28s}")
     result = {"threshold": guard.threshold, "class": args.cls, "run": str(args.run), "sampler": settings}
     for name, d in rows.items():
         d = d.numpy()
         frac = float((d < guard.threshold).mean())
         q = f"{np.median(d):.4f} [{np.percentile(d, 25):.4f}-{np.percentile(d, 75):.4f}]"
-        print(f"{name:24s} {100 * frac:12.1f} {q:>28s}")
+        print(f"{name:36s} {100 * frac:12.1f} {q:>28s}")
         result[name] = {"nearcopy_frac": frac, "nn_median": float(np.median(d))}
     verdict = "OK" if result["fabricated"]["nearcopy_frac"] <= 0.01 else "TOO MANY NEAR-COPIES"
-    print(f"\nfabricated near-copies {100 * result['fabricated']['nearcopy_frac']:.1f} % (target <= 1 %): {verdict}")
+    print(f"\nfabricated near-copies {100 * result['fabricated']['nearcopy_frac']:.1f} % without the filter "
+          f"(target <= 1 %): {verdict}; with it, none by construction (an independent check: the evaluation's "
+          "privacy family against held-out images)")
     print(json.dumps(result))
 
 

@@ -8,7 +8,8 @@
 #
 # Usage: bench/reproduce_alzheimer.sh DATA OUT [MINUTES] [MODEL]
 #   DATA     ../shared/data/alzheimer4 (train/ and test/, one folder per stage)
-#   MINUTES  training minutes per model (default 8)
+#   MINUTES  training minutes per model (default 8): CPU-minutes of the training process (BUDGET=cpu, the
+#            default), or wall-clock minutes (BUDGET=wall)
 #   MODEL    medfab's best model beside pix2pix (default: diffusion when registered, else dcgan; "none": skip)
 # Environment: SIZE (64), SEEDS (CNN seeds, 1), EPOCHS (CNN epochs, 8), CAP (images per class and set in the
 #   evaluation, 400), FAMILIES ("fidelity,class,utility,privacy"), MINORITY ("MildDemented,ModerateDemented"),
@@ -22,6 +23,9 @@ OUT=${2:?output folder}
 MINUTES=${3:-8}
 BEST=${4:-auto}
 SIZE=${SIZE:-64}
+BUDGET=${BUDGET:-cpu}
+case "$BUDGET" in cpu) BUDGET_FLAG=--cpu-minutes ;; wall) BUDGET_FLAG=--minutes ;;
+  *) echo "error: BUDGET must be cpu or wall, not '$BUDGET'" >&2; exit 2 ;; esac
 SEEDS=${SEEDS:-1}
 EPOCHS=${EPOCHS:-8}
 CAP=${CAP:-400}
@@ -40,12 +44,12 @@ fi
 BEST=$(resolve_best "$BEST")
 MODELS=(pix2pix)
 if [ "$BEST" != none ] && [ "$BEST" != pix2pix ]; then MODELS+=("$BEST"); fi
-echo "Alzheimer-4 study: DATA=$DATA OUT=$OUT MINUTES=$MINUTES MODELS=${MODELS[*]} SIZE=$SIZE CAP=$CAP"
+echo "Alzheimer-4 study: DATA=$DATA OUT=$OUT MINUTES=$MINUTES ($BUDGET) MODELS=${MODELS[*]} SIZE=$SIZE CAP=$CAP"
 
 tables=()
 for model in "${MODELS[@]}"; do
   step "train_$model" "$M" train --model "$model" --data "$DATA" --out "$OUT/$model/run" --size "$SIZE" \
-    --minutes "$MINUTES" --seed 0 --no-progress
+    "$BUDGET_FLAG" "$MINUTES" --seed 0 --no-progress
   step "sample_$model" --fresh "$OUT/$model/synthetic" "$M" sample --run "$OUT/$model/run" --match-counts \
     --out "$OUT/$model/synthetic" --seed 0 --no-progress
   step "eval_$model" --fresh "$OUT/$model/eval" "$M" evaluate --real-train "$DATA/train" --real-test "$DATA/test" \

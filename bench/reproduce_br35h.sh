@@ -7,7 +7,8 @@
 #
 # Usage: bench/reproduce_br35h.sh DATA OUT [MINUTES] [BEST_MODEL]
 #   DATA        ../shared/data/br35h (yes/ and no/ folders)
-#   MINUTES     training minutes per model (per class for the per-class models; default 8)
+#   MINUTES     training minutes per model (per class for the per-class models; default 8): CPU-minutes of the
+#               training process (BUDGET=cpu, the default: the same compute whatever else runs), or wall (BUDGET=wall)
 #   BEST_MODEL  medfab's best class-conditional model(s), comma-separated (default: diffusion when registered,
 #               else dcgan); each gets OUT/best_<model>, OUT/synth_best_<model>, OUT/eval_best_<model>
 # Environment: SIZE (64), SEEDS (CNN seeds, 1), EPOCHS (CNN epochs, 6), ANOMALY_MINUTES (MINUTES / 2),
@@ -31,6 +32,9 @@ OUT=${2:?output folder}
 MINUTES=${3:-8}
 BEST=${4:-auto}
 SIZE=${SIZE:-64}
+BUDGET=${BUDGET:-cpu}
+case "$BUDGET" in cpu) BUDGET_FLAG=--cpu-minutes ;; wall) BUDGET_FLAG=--minutes ;;
+  *) echo "error: BUDGET must be cpu or wall, not '$BUDGET'" >&2; exit 2 ;; esac
 SEEDS=${SEEDS:-1}
 EPOCHS=${EPOCHS:-6}
 ANOMALY_MINUTES=${ANOMALY_MINUTES:-$(awk "BEGIN {print $MINUTES / 2}")}
@@ -46,7 +50,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/_study_lib.sh"      # step(), resolve_best()
 
 BEST=$(resolve_best "$BEST")
-echo "Br35H study: DATA=$DATA OUT=$OUT MINUTES=$MINUTES BEST=$BEST SIZE=$SIZE SEEDS=$SEEDS EPOCHS=$EPOCHS CAP=${CAP:-all}"
+echo "Br35H study: DATA=$DATA OUT=$OUT MINUTES=$MINUTES ($BUDGET) BEST=$BEST SIZE=$SIZE SEEDS=$SEEDS EPOCHS=$EPOCHS CAP=${CAP:-all}"
 
 # 1. split with near-duplicates kept on one side, then crop every head to its bounding box
 step split --fresh "$OUT/split" "$M" data split "$DATA" --out "$OUT/split" --test 0.2 --seed 0
@@ -54,7 +58,7 @@ step crop --fresh "$OUT/data" "$PY" "$HERE/export_preprocessed.py" "$OUT/split" 
 D="$OUT/data"
 
 # 2. generators: a GAN and a VAE per class (the study), medfab's best class-conditional model
-common=(--data "$D" --size "$SIZE" --minutes "$MINUTES" --seed 0 --no-progress)
+common=(--data "$D" --size "$SIZE" "$BUDGET_FLAG" "$MINUTES" --seed 0 --no-progress)
 step train_gan "$M" train --model dcgan --per-class --out "$OUT/gan" "${common[@]}"
 step train_vae "$M" train --model vae --per-class --out "$OUT/vae" "${common[@]}"
 IFS=, read -r -a BESTS <<< "$BEST"
@@ -93,7 +97,7 @@ for kind in real synthetic mixed; do
   syn=()
   if [ "$kind" != real ]; then syn=(--synthetic "$S"); fi
   step "anomaly_fit_$kind" --fresh "$OUT/anomaly/$kind" "$M" anomaly fit --data "$D" --normal-class no \
-    --training "$kind" "${syn[@]}" --out "$OUT/anomaly/$kind" --size "$SIZE" --minutes "$ANOMALY_MINUTES" \
+    --training "$kind" "${syn[@]}" --out "$OUT/anomaly/$kind" --size "$SIZE" "$BUDGET_FLAG" "$ANOMALY_MINUTES" \
     --seed 0 --no-progress
   step "anomaly_eval_$kind" "$M" anomaly eval --run "$OUT/anomaly/$kind" --test "$D/test" \
     --out "$OUT/anomaly_eval" --no-progress

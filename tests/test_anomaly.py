@@ -205,6 +205,23 @@ def test_cli_reports_bad_normal_class(phantom_run):
     assert r.exit_code == 2 and "healthy" in r.output and "no, yes" in r.output
 
 
+def test_cli_fit_stops_at_a_cpu_minute_budget(phantom_run):
+    """`anomaly fit --cpu-minutes` (the study scripts' budget on a shared machine) trains, stops and records it."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from medfab.cli.main import app
+
+    out = phantom_run["root"] / "cpu_budget"
+    r = CliRunner().invoke(app, ["anomaly", "fit", "--data", str(phantom_run["train"]), "--normal-class", "no",
+                                 "--out", str(out), "--cpu-minutes", "0.02", "--size", "32", "--set", "width=8",
+                                 "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert (out / "anomaly.json").is_file()
+    assert json.loads((out / "config.json").read_text())["training"]["cpu_minutes"] == 0.02
+
+
 def test_training_kinds_pick_real_synthetic_or_both(phantom_run):
     real, syn = phantom_run["train"], phantom_run["test"]      # the test cohort stands in for fabricated images
     n = {}

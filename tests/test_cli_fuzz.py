@@ -41,7 +41,8 @@ def _cases(p: dict) -> list[tuple[str, list[str], str, str]]:
         "report": ["report", missing],
     }
     bad = {
-        "train": {"--size": INT_BAD, "--kimg": FLOAT_BAD, "--minutes": FLOAT_BAD, "--batch-size": INT_BAD,
+        "train": {"--size": INT_BAD, "--kimg": FLOAT_BAD, "--minutes": FLOAT_BAD, "--cpu-minutes": FLOAT_BAD,
+                  "--batch-size": INT_BAD,
                   "--seed": ["-1", "abc", "1e3"], "--data": [missing, file], "--config": [missing, d],
                   "--out": [file, busy], "--model": ["nope", ""], "--set": ["width", "nope=1", "width=-3"]},
         "sample": {"--n-per-class": INT_BAD, "--balance-to": ["0", "-3", "abc"], "--seed": ["-1", "x"],
@@ -56,6 +57,7 @@ def _cases(p: dict) -> list[tuple[str, list[str], str, str]]:
         "evaluate": {"--size": INT_BAD, "--real-train": [missing, file], "--synthetic": [missing],
                      "--epochs": ["0", "-1"], "--seeds": ["0"], "--max-per-class": ["0", "-2"], "--out": [file]},
         "anomaly fit": {"--size": INT_BAD, "--val-fraction": FRACTION_BAD, "--kimg": FLOAT_BAD,
+                        "--cpu-minutes": FLOAT_BAD,
                         "--data": [missing, file], "--training": ["nope"], "--out": [file, busy]},
         "anomaly eval": {"--run": [missing, file], "--test": [missing, file]},
         "report": {"report EVAL": [missing, file]},

@@ -185,6 +185,20 @@ def test_vae_legacy_warmup_in_steps_loads_as_images_seen():
     assert cfg.kl_warmup_kimg == 32.0 and "kl_warmup_steps" not in cfg.model_dump()
 
 
+@pytest.mark.parametrize("name, old, new", [("vae", "kl_warmup_steps", "kl_warmup_kimg"),
+                                            ("pix2pix", "map_kl_warmup_steps", "map_kl_warmup_kimg")])
+def test_legacy_step_keys_pass_the_unknown_key_check(name, old, new):
+    """`medfab sample` on a run saved with the old key rebuilds the model through the registry, whose
+    unknown-key check once ran before the conversion ('unknown setting kl_warmup_steps')."""
+    from medfab.training.checkpoint import build_from_config
+    from medfab.training.config import split_fields
+
+    model = build_from_config({"model": {"name": name, "image_size": 32, "batch_size": 64, old: 500}})
+    assert getattr(model.config, new) == 32.0
+    fields, _ = split_fields(name, {old: 500, "batch_size": 64})
+    assert fields[new] == 32.0 and old not in fields
+
+
 def test_diffaugment_seeded_and_differentiable():
     x = torch.randn(3, 1, 16, 16, requires_grad=True)
     policy = diffaug.parse_policy("translation,cutout,color")

@@ -143,11 +143,11 @@ DEFAULT_KIMG = 20.0
 
 
 def fit_anomaly(cfg: AnomalyConfig, data: str | Path, out: str | Path, *, synthetic: str | Path | None = None,
-                kimg: float | None = None, minutes: float | None = None, progress: bool = True,
-                device: str = "auto") -> Path:
+                kimg: float | None = None, minutes: float | None = None, cpu_minutes: float | None = None,
+                progress: bool = True, device: str = "auto") -> Path:
     """Train the normal-class VAE into ``out`` and write ``out/anomaly.json``; returns ``out``.
 
-    Without ``kimg`` and ``minutes`` the budget is :data:`DEFAULT_KIMG` thousand images.
+    Without ``kimg``, ``minutes`` or ``cpu_minutes`` the budget is :data:`DEFAULT_KIMG` thousand images.
     """
     import torch
 
@@ -156,7 +156,7 @@ def fit_anomaly(cfg: AnomalyConfig, data: str | Path, out: str | Path, *, synthe
     from medfab.training.checkpoint import atomic_write_json, load_run
     from medfab.training.loop import fit
 
-    if kimg is None and minutes is None:
+    if kimg is None and minutes is None and cpu_minutes is None:
         kimg = DEFAULT_KIMG
     out = Path(out)
     train, val, summary = prepare_data(cfg, Path(data), Path(synthetic) if synthetic else None, progress)
@@ -165,8 +165,8 @@ def fit_anomaly(cfg: AnomalyConfig, data: str | Path, out: str | Path, *, synthe
     model, _ = build_model("vae", **{**cfg.model, "image_size": cfg.size, "num_classes": 1, **shape})
     config = {"medfab_version": __version__, "command": "anomaly fit", "anomaly": cfg.model_dump(),
               "data": summary}
-    fit(model, train, out=out, kimg=kimg, minutes=minutes, seed=cfg.seed, config=config, progress=progress,
-        device=device)
+    fit(model, train, out=out, kimg=kimg, minutes=minutes, cpu_minutes=cpu_minutes, seed=cfg.seed, config=config,
+        progress=progress, device=device)
     model, _ = load_run(out)                                      # the saved checkpoint, as eval will see it
     state = fit_detectors(cfg, model, np.asarray(val.x), val.y.astype(bool), device=device)
     atomic_write_json(out / ANOMALY_FILE, {"config": cfg.model_dump(), "data": summary, **state})

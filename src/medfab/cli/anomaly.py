@@ -36,6 +36,8 @@ def fit(
     training: str = typer.Option("real", "--training", help="real, synthetic or mixed normal images."),
     size: int = typer.Option(64, "--size", help="Image side length in pixels."),
     minutes: float | None = typer.Option(None, "--minutes", help="Training time budget."),
+    cpu_minutes: float | None = typer.Option(None, "--cpu-minutes", help="Budget in CPU time of the training "
+                                             "process (all threads): fair on a shared machine."),
     kimg: float | None = typer.Option(None, "--kimg", help="Budget in thousands of training images."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, weights, batches and clustering."),
     val_fraction: float = typer.Option(0.2, "--val-fraction", help="Validation share of each class "
@@ -65,7 +67,8 @@ def fit(
     from medfab.cli.common import lock_run_folder
 
     lock_run_folder(out)            # one process per run folder (a second is refused); stale temporaries removed
-    run = fit_anomaly(cfg, data, out, synthetic=synthetic, kimg=kimg, minutes=minutes, progress=progress,
+    run = fit_anomaly(cfg, data, out, synthetic=synthetic, kimg=kimg, minutes=minutes, cpu_minutes=cpu_minutes,
+                      progress=progress,
                       device=device)
     import json
 

@@ -29,6 +29,9 @@ def sample(
     steps: int | None = typer.Option(None, "--steps", help="Sampling steps (diffusion)."),
     guidance: float | None = typer.Option(None, "--guidance", help="Classifier-free guidance weight (diffusion)."),
     eta: float | None = typer.Option(None, "--eta", help="Stochasticity eta / churn of the sampler (diffusion)."),
+    near_copy_filter: str = typer.Option("auto", "--near-copy-filter",
+                                         help="Replace near-copies of training images by new draws: auto (when "
+                                         "the training data is at its recorded path), on or off."),
 ) -> None:
     """Fabricate synthetic images marked as such (PNG text chunk / NIfTI descrip), with a manifest and card."""
     from medfab.cli.common import lock_output_folder
@@ -40,5 +43,16 @@ def sample(
     path = fabricate(run, out, n_per_class=n_per_class, balance_to=balance_to, match_counts=match_counts,
                      seed=seed, bit_depth=bit_depth, checkpoint=checkpoint, progress=progress,
                      batch_size=batch_size, device=device,
-                     sampler={k: v for k, v in given.items() if v is not None})   # passed on only when given
+                     sampler={k: v for k, v in given.items() if v is not None},   # passed on only when given
+                     near_copy_filter=near_copy_filter)
     console.print(f"[green]wrote[/] {path} (manifest.csv, model_card.json)")
+    import json
+
+    filt = json.loads((path / "model_card.json").read_text())["near_copy_filter"]
+    if filt["mode"] == "on":
+        replaced = ", ".join(f"{c} {n}" for c, n in filt["rejected"].items() if n) or "none"
+        console.print(f"near-copy filter on (RMS < {filt['threshold_rms']:.3f} at {filt['pixel_size']} px): "
+                      f"replaced {replaced}")
+    else:
+        console.print(f"[yellow]near-copy filter {filt['mode']}[/]: near-copies of training images are not "
+                      "replaced")

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
 
@@ -45,15 +45,26 @@ class ModelConfig(BaseModel):
     spatial_dims: int = Field(2, ge=2, le=3)
     lr: float = Field(2e-4, gt=0)
     batch_size: int = Field(32, ge=1)
+    # schedules once stored in optimiser steps: old key -> its key in images seen (kimg), per model
+    legacy_steps: ClassVar[dict[str, str]] = {}
 
+    @classmethod
+    def upgrade(cls, data: Any) -> Any:
+        """Config input from before a schedule was keyed on images seen, given in kimg at the run's batch
+        size, so old runs and config files load with the same schedule (the registry applies this before it
+        checks for unknown keys)."""
+        if not isinstance(data, dict):
+            return data
+        for old, new in cls.legacy_steps.items():
+            if old in data:
+                data = dict(data)
+                data.setdefault(new, data.pop(old) * data.get("batch_size", 32) / 1000)
+        return data
 
-def steps_to_kimg(data: Any, old: str, new: str) -> Any:
-    """Config input with a schedule once stored in steps (``old``) given in images seen (``new``, kimg) at the
-    run's batch size: runs saved before the schedule was keyed on images seen load with the same schedule."""
-    if isinstance(data, dict) and old in data:
-        data = dict(data)
-        data.setdefault(new, data.pop(old) * data.get("batch_size", 32) / 1000)
-    return data
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, data: Any) -> Any:
+        return cls.upgrade(data)
 
 
 class SmallDataConfig(ModelConfig):

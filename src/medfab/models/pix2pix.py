@@ -17,7 +17,7 @@ memorisation check.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,7 @@ from torch import nn
 
 from medfab.errors import MedfabError
 from medfab.models import blocks
-from medfab.models.base import GenerativeModel, Phase, SmallDataConfig, StepContext, steps_to_kimg
+from medfab.models.base import GenerativeModel, Phase, SmallDataConfig, StepContext
 from medfab.models.diffaug import diff_augment, parse_policy
 from medfab.models.ema import make_ema
 from medfab.models.optim import adam
@@ -73,12 +73,7 @@ class Pix2PixConfig(SmallDataConfig):
     l1_weight: float = Field(20.0, ge=0)           # the paper's 100 is for exact inputs; maps are coarse
     beta1: float = Field(0.5, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _legacy_warmup(cls, data: Any) -> Any:
-        """Runs saved before the warm-up was keyed on images seen stored ``map_kl_warmup_steps``."""
-        return steps_to_kimg(data, "map_kl_warmup_steps", "map_kl_warmup_kimg")
+    legacy_steps: ClassVar[dict[str, str]] = {"map_kl_warmup_steps": "map_kl_warmup_kimg"}
 
     @model_validator(mode="after")
     def _map_smaller(self):

@@ -58,6 +58,7 @@ def build_model(name: str, **overrides) -> tuple[GenerativeModel, ModelConfig]:
 def make_config(cls, name: str, fields: dict) -> ModelConfig:
     from pydantic import ValidationError
 
+    fields = cls.Config.upgrade(fields)
     known = set(cls.Config.model_fields)
     unknown = [k for k in fields if k not in known]
     if unknown:

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field
 from torch import nn
 
 from medfab.models import blocks
-from medfab.models.base import GenerativeModel, ModelConfig, Phase, StepContext, steps_to_kimg
+from medfab.models.base import GenerativeModel, ModelConfig, Phase, StepContext
 from medfab.models.ema import make_ema
 from medfab.models.optim import adam
 
@@ -81,13 +81,7 @@ class VAEConfig(ModelConfig):
     ema: bool = False                             # a VAE trains stably; EMA would decouple decode from encode
     ema_decay: float = Field(0.999, ge=0, lt=1)
     temperature: float = Field(1.0, gt=0)         # prior std at sampling; < 1 trades variety for sharpness
-
-    @model_validator(mode="before")
-    @classmethod
-    def _legacy_warmup(cls, data: Any) -> Any:
-        """Runs made before the warm-up was keyed on images seen stored ``kl_warmup_steps``: same schedule at
-        their batch size (a run resumed or sampled from keeps its beta)."""
-        return steps_to_kimg(data, "kl_warmup_steps", "kl_warmup_kimg")
+    legacy_steps: ClassVar[dict[str, str]] = {"kl_warmup_steps": "kl_warmup_kimg"}
 
 
 class ConditionalVAE(GenerativeModel):

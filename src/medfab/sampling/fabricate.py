@@ -6,6 +6,10 @@ generator ``torch.Generator().manual_seed(seed_i)`` (edm2's ``StackedRandomGener
 batch-invariantly (:mod:`medfab.sampling.invariance`), so an image depends on its seed alone: on the CPU the files
 are byte-identical whether it was made alone, in a batch of 7 or of 64; on CUDA the pixels agree within
 ``CUDA_ATOL`` = 1e-3 in [-1, 1] (an 8-bit level is 2/255 = 7.8e-3).
+
+Near-copies of training images are replaced (:mod:`medfab.sampling.nearcopy_filter`, on when the training data
+is at its recorded path): a rejected seed is skipped and the next free index after the planned ones is drawn,
+in order, so the set is still a function of the base seed; the manifest lists every image's seed.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from medfab.sampling.writers import extension, seg_path, write_sample
 from medfab.training import checkpoint as ckpt
 
 SEED_STRIDE = 10**6     # images per base seed before two sets' seeds could meet
+MAX_DRAWS = 10          # near-copy filter: give up on a class after this many draws per image asked for
 __all__ = ["CUDA_ATOL", "fabricate", "generate_batch", "generate_one", "image_seed", "plan_counts"]
 
 
@@ -111,11 +116,14 @@ def _prepare_out(out: Path) -> Path:
 def fabricate(run: str | Path, out: str | Path, *, n_per_class: int | None = None, balance_to: int | None = None,
               match_counts: bool = False, seed: int = 0, bit_depth: int = 8,
               checkpoint: str | Path | None = None, progress: bool = True, batch_size: int = 64,
-              device: str = "auto", sampler: dict | None = None) -> Path:
+              device: str = "auto", sampler: dict | None = None, near_copy_filter: str = "auto") -> Path:
     """Write the synthetic set to ``out`` (atomically: built in a temporary folder, then renamed).
 
     ``batch_size`` images per model call on ``device`` ("auto" | "cpu" | "cuda" | "cuda:K"); ``sampler``: the
     model's optional sampler settings (e.g. steps, guidance of a diffusion model), recorded in the manifest.
+    ``near_copy_filter`` ("auto" | "on" | "off"): replace images that are near-copies of a training image of
+    their class by the next free seed (:mod:`medfab.sampling.nearcopy_filter`); "auto" filters when the run's
+    training data can be read at its recorded path. The model card records the filter and what it replaced.
     """
     from medfab.device import resolve_device
 
@@ -139,6 +147,11 @@ def fabricate(run: str | Path, out: str | Path, *, n_per_class: int | None = Non
     if total >= SEED_STRIDE:
         raise MedfabError(f"{total} images asked for; at most {SEED_STRIDE - 1} per call",
                           "split the request over several --seed values")
+    from medfab.sampling.nearcopy_filter import build_filter
+
+    model_fields = sources[classes[0]].config["model"]                  # a per-class root config has none
+    filt, filter_note = build_filter({**ckpt.read_run_config(run), "model": model_fields}, near_copy_filter,
+                                     progress)
     tmp = _prepare_out(out)
     rows: list[ManifestRow] = []
     from tqdm import tqdm
@@ -150,23 +163,44 @@ def fabricate(run: str | Path, out: str | Path, *, n_per_class: int | None = Non
     pending: list = []
     try:
         first = 0                                           # index of the class's first image in the whole set
+        spare = total                                       # next free index: replacements of rejected images
         for c in classes:
             src = sources[c]
             name, sha = src.config["model"]["name"], src.config["checkpoint_sha256"]
             ext = extension(src.config["model"].get("spatial_dims", 2))
             cell = settings_json(src.model.sampler_settings(**sampler))
             (tmp / c).mkdir()
-            for start in range(0, counts[c], batch_size):
-                seeds = [image_seed(seed, first + i) for i in range(start, min(start + batch_size, counts[c]))]
-                images = generate_batch(src.model, src.index, seeds, **sampler)      # (B, C, H, W[, D])
-                bar.update(sum(1 for f in pending if f.result() is None))            # the previous batch's files
-                pending = []
-                for s, image in zip(seeds, images):
-                    rel = f"{c}/{c}_{s}{ext}"
-                    desc = f"SYNTHETIC image fabricated by medfab (model {name}, checkpoint sha256 {sha}, seed {s})"
-                    pending.append(pool.submit(write_sample, tmp, rel, image, bit_depth=bit_depth,
-                                               description=desc, config=src.config))   # + seg/<rel> if any
-                    rows.append(ManifestRow(rel, c, name, sha, s, cell, seg_path(rel, src.config) or ""))
+            todo = [image_seed(seed, first + i) for i in range(counts[c])]
+            drawn = 0
+            while todo:
+                drawn += len(todo)
+                missing = 0
+                for start in range(0, len(todo), batch_size):
+                    seeds = todo[start:start + batch_size]
+                    images = generate_batch(src.model, src.index, seeds, **sampler)  # (B, C, H, W[, D])
+                    keep = filt.keep(c, images) if filt is not None else np.ones(len(seeds), bool)
+                    missing += int((~keep).sum())
+                    bar.update(sum(1 for f in pending if f.result() is None))        # the previous batch's files
+                    pending = []
+                    for s, image in zip(np.asarray(seeds)[keep].tolist(), images[keep]):
+                        rel = f"{c}/{c}_{s}{ext}"
+                        desc = (f"SYNTHETIC image fabricated by medfab (model {name}, checkpoint sha256 {sha}, "
+                                f"seed {s})")
+                        pending.append(pool.submit(write_sample, tmp, rel, image, bit_depth=bit_depth,
+                                                   description=desc, config=src.config))   # + seg/<rel> if any
+                        rows.append(ManifestRow(rel, c, name, sha, s, cell, seg_path(rel, src.config) or ""))
+                if missing and drawn + missing > MAX_DRAWS * counts[c] + batch_size:
+                    raise MedfabError(
+                        f"class {c}: {filt.rejected[c]} of {drawn} fabricated images were near-copies of its "
+                        f"training images (RMS < {filt.guard.threshold:.3f} at {filt.guard.pixel_size} px); the "
+                        "model reproduces this class's training images",
+                        "train on more images of this class or for less long, or sample with --near-copy-filter "
+                        "off to keep the near-copies (not advised for data that leaves your site)")
+                if spare + missing >= SEED_STRIDE:
+                    raise MedfabError(f"{spare + missing} seeds needed; at most {SEED_STRIDE - 1} per call",
+                                      "split the request over several --seed values")
+                todo = [image_seed(seed, spare + j) for j in range(missing)]      # the next free seeds, in order
+                spare += missing
             first += counts[c]
         bar.update(sum(1 for f in pending if f.result() is None))
         write_manifest(tmp / "manifest.csv", rows)
@@ -174,6 +208,7 @@ def fabricate(run: str | Path, out: str | Path, *, n_per_class: int | None = Non
             {id(s.model) for s in sources.values()}) > 1 else {"all": sources[classes[0]].config},
             generated=counts, seed=seed, bit_depth=bit_depth, mode=mode, sampler=settings,
             batch_size=batch_size, device=str(dev))
+        card["near_copy_filter"] = filt.record() if filt is not None else {"mode": filter_note}
         ckpt.atomic_write_json(tmp / "model_card.json", card)
         if out.exists():
             out.rmdir()                       # checked empty above

@@ -82,6 +82,7 @@ def split_fields(model_name: str, fields: dict[str, Any]) -> tuple[dict[str, Any
     from medfab.models.registry import get_model_class
 
     cls = get_model_class(model_name)
+    fields = cls.Config.upgrade(fields)
     model_keys = set(cls.Config.model_fields) - set(DATA_FIELDS)
     train_keys = set(TrainConfig.model_fields)
     model_fields: dict[str, Any] = {}
