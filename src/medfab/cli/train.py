@@ -50,7 +50,6 @@ def train(
     import torch
 
     from medfab import __version__
-    from medfab.data import load_tensors
     from medfab.errors import MedfabError
     from medfab.models.registry import build_model, get_model_class
     from medfab.training.config import resolve_config
@@ -78,14 +77,9 @@ def train(
     from medfab.data.preprocess import fit_option
 
     pre = fit_option(fit, image_size)                       # None: the default preprocessing for the data
-    flat = volumes.single_class_dataset(root)               # a folder of volumes, no class folders: one class
-    if flat is not None:
-        from medfab.data.pipeline import dataset_tensors
-
-        ts = dataset_tensors(flat, size=image_size, preprocess=pre, progress=progress)
-    else:
-        ts = load_tensors(root, size=image_size, split=split, preprocess=pre, progress=progress,
-                          **({"volume_mode": "2d"} if dims == 2 else {}))
+    # a folder of volumes with no class folders is one class (flat); else ROOT/[train/]<class>/
+    flat, ts = volumes.training_tensors(root, size=image_size, split=split, preprocess=pre, dims=dims,
+                                        progress=progress)
     volumes.check_volume_data(ts, dims)
     summary = {"path": str(root.resolve()), "split": split, "size": image_size, "counts": ts.counts()}
     run_config = {"medfab_version": __version__, "command": "train", "data": summary,

@@ -30,6 +30,22 @@ def nifti_stem(path: str | Path) -> str | None:
     return None
 
 
+def training_tensors(root: str | Path, *, size: int, split: str | None, preprocess=None, dims: int = 2,
+                     progress: bool = True):
+    """The TensorSet ``medfab train`` reads from ``root``: a folder of volumes as one class, or the usual
+    ROOT/[split/]<class>/ layout (volumes as 2D slices when ``dims`` is 2). The near-copy filter of
+    ``medfab sample`` reads a run's training data again through here, with the run's recorded settings."""
+    from medfab.data.tensors import load_tensors
+
+    flat = single_class_dataset(root)
+    if flat is not None:
+        from medfab.data.pipeline import dataset_tensors
+
+        return flat, dataset_tensors(flat, size=size, preprocess=preprocess, progress=progress)
+    return None, load_tensors(root, size=size, split=split, preprocess=preprocess, progress=progress,
+                              **({"volume_mode": "2d"} if dims == 2 else {}))
+
+
 def single_class_dataset(root: str | Path) -> Dataset | None:
     """A folder of NIfTI volumes with no class folders (e.g. ixi_t1/t1) as one class named after the folder.
 

@@ -66,20 +66,13 @@ def _training_images(config: dict[str, Any], progress: bool):
     root = Path(path)
     if not root.is_dir():
         return None, f"the run's training data {root} is not there"
-    from medfab.data import volumes
-    from medfab.data.tensors import load_tensors
+    from medfab.data.volumes import training_tensors
 
     size = int(data.get("size") or config.get("model", {}).get("image_size", 64))
     dims = int(config.get("model", {}).get("spatial_dims", 2))
     try:
-        flat = volumes.single_class_dataset(root)
-        if flat is not None:
-            from medfab.data.pipeline import dataset_tensors
-
-            ts = dataset_tensors(flat, size=size, preprocess=config.get("preprocess"), progress=progress)
-        else:
-            ts = load_tensors(root, size=size, split=data.get("split"), preprocess=config.get("preprocess"),
-                              progress=progress, **({"volume_mode": "2d"} if dims == 2 else {}))
+        _, ts = training_tensors(root, size=size, split=data.get("split"), preprocess=config.get("preprocess"),
+                                 dims=dims, progress=progress)
     except MedfabError as e:
         return None, f"the run's training data {root} cannot be read again ({e.message})"
     if data.get("counts") and ts.counts() != dict(data["counts"]):
