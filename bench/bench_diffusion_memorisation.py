@@ -32,7 +32,7 @@ import torch
 from medfab.data.tensors import load_tensors
 from medfab.models.noise import StackedRandomGenerator
 from medfab.training import checkpoint as ckpt
-from medfab.training.memorisation import NearCopyGuard, _middle_first_channel, _nn, pixel_vectors
+from medfab.training.memorisation import NearCopyGuard, _nn
 
 
 def main() -> None:
@@ -88,7 +88,7 @@ def main() -> None:
     loo = _nn(own, own, exclude_self=True)
 
     def nn(images: np.ndarray) -> torch.Tensor:
-        return _nn(torch.from_numpy(pixel_vectors(_middle_first_channel(images), guard.pixel_size)), own)
+        return guard.distances(images, np.full(len(images), k))
 
     d_hold, d_fab = nn(hold), nn(fab)
     rows = {"fabricated": d_fab}

@@ -23,6 +23,15 @@ def one_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture
+def tiny_registered(monkeypatch):
+    """The tiny test GAN of ``tests/tiny_model.py`` in the model registry for the test. Use with
+    ``pytestmark = pytest.mark.usefixtures("tiny_registered")``."""
+    from tiny_model import register_tiny
+
+    register_tiny(monkeypatch)
+
+
 # Small matrix products on a 2-core machine run far faster with one BLAS thread.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "2")

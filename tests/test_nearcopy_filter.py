@@ -19,9 +19,7 @@ from medfab.training.loop import fit
 fab = importlib.import_module("medfab.sampling.fabricate")     # the package re-exports the function of that name
 
 
-@pytest.fixture(autouse=True)
-def _tiny_registered(monkeypatch):
-    register_tiny(monkeypatch)
+pytestmark = pytest.mark.usefixtures("tiny_registered")
 
 
 @pytest.fixture(scope="module")

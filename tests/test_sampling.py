@@ -16,10 +16,7 @@ from medfab.sampling.writers import read_png_text, to_uint
 from medfab.training import checkpoint as ckpt
 from medfab.training.loop import fit
 
-
-@pytest.fixture(autouse=True)
-def _tiny_registered(monkeypatch):
-    register_tiny(monkeypatch)
+pytestmark = pytest.mark.usefixtures("tiny_registered")
 
 
 @pytest.fixture(scope="module")

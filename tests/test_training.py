@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 import torch
-from tiny_model import register_tiny, tiny_data, tiny_model
+from tiny_model import tiny_data, tiny_model
 
 from medfab.errors import MedfabError
 from medfab.models.base import GenerativeModel, ModelConfig, Phase
@@ -23,9 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 QUIET = {"progress": False, "log_every": 2, "config": {}}
 
 
-@pytest.fixture(autouse=True)
-def _tiny_registered(monkeypatch):
-    register_tiny(monkeypatch)
+pytestmark = pytest.mark.usefixtures("tiny_registered")
 
 
 def _weights(model) -> dict[str, torch.Tensor]:

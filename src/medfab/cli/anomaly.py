@@ -68,8 +68,7 @@ def fit(
 
     lock_run_folder(out)            # one process per run folder (a second is refused); stale temporaries removed
     run = fit_anomaly(cfg, data, out, synthetic=synthetic, kimg=kimg, minutes=minutes, cpu_minutes=cpu_minutes,
-                      progress=progress,
-                      device=device)
+                      progress=progress, device=device)
     import json
 
     state = json.loads((run / "anomaly.json").read_text())

@@ -103,6 +103,13 @@ def _sources(run: Path, checkpoint: str | Path | None) -> tuple[list[str], dict[
     return classes, dict(cfg["data"]["counts"]), {c: _Source(m, i, cfg) for i, c in enumerate(classes)}
 
 
+def _check_seed_room(n: int) -> None:
+    """``n`` image indices (planned images plus replacements of near-copies) must fit under one base seed."""
+    if n >= SEED_STRIDE:
+        raise MedfabError(f"{n} images asked for; at most {SEED_STRIDE - 1} per call",
+                          "split the request over several --seed values")
+
+
 def _prepare_out(out: Path) -> Path:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise MedfabError(f"{out} already exists and is not empty", "choose a new --out folder or remove it")
@@ -144,9 +151,7 @@ def fabricate(run: str | Path, out: str | Path, *, n_per_class: int | None = Non
     mode = "n_per_class" if n_per_class is not None else "balance_to" if balance_to is not None else "match_counts"
     counts = plan_counts(train_counts, n_per_class=n_per_class, balance_to=balance_to, match_counts=match_counts)
     total = sum(counts.values())
-    if total >= SEED_STRIDE:
-        raise MedfabError(f"{total} images asked for; at most {SEED_STRIDE - 1} per call",
-                          "split the request over several --seed values")
+    _check_seed_room(total)
     from medfab.sampling.nearcopy_filter import build_filter
 
     model_fields = sources[classes[0]].config["model"]                  # a per-class root config has none
@@ -196,9 +201,7 @@ def fabricate(run: str | Path, out: str | Path, *, n_per_class: int | None = Non
                         "model reproduces this class's training images",
                         "train on more images of this class or for less long, or sample with --near-copy-filter "
                         "off to keep the near-copies (not advised for data that leaves your site)")
-                if spare + missing >= SEED_STRIDE:
-                    raise MedfabError(f"{spare + missing} seeds needed; at most {SEED_STRIDE - 1} per call",
-                                      "split the request over several --seed values")
+                _check_seed_room(spare + missing)
                 todo = [image_seed(seed, spare + j) for j in range(missing)]      # the next free seeds, in order
                 spare += missing
             first += counts[c]

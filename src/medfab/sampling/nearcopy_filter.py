@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from medfab.errors import MedfabError
 
@@ -41,11 +40,7 @@ class NearCopyFilter:
 
     def keep(self, cls: str, images: np.ndarray) -> np.ndarray:
         """Boolean mask over ``images`` (B, C, ...) in [-1, 1] of class ``cls``: True = not a near-copy."""
-        from medfab.evaluation.privacy import pixel_vectors
-        from medfab.training.memorisation import _middle_first_channel, _nn
-
-        v = torch.from_numpy(pixel_vectors(_middle_first_channel(images), self.guard.pixel_size))
-        d = _nn(v, self.guard.reference[self.index[cls]]).numpy()
+        d = self.guard.distances(images, np.full(len(images), self.index[cls])).numpy()
         keep = d >= self.guard.threshold
         self.rejected[cls] = self.rejected.get(cls, 0) + int((~keep).sum())
         return keep

@@ -86,14 +86,20 @@ class NearCopyGuard:
         threshold = float(np.percentile(d, percentile)) if len(d) else DUPLICATE_RMS
         return cls(reference, max(threshold, DUPLICATE_RMS), pixel_size)
 
-    def check(self, images: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-        """Near-copy fraction and median NN distance of ``images`` (N, C, ...) in [-1, 1], classes ``labels``."""
+    def distances(self, images: np.ndarray, labels: np.ndarray) -> torch.Tensor:
+        """(N,) RMS distance of each of ``images`` (N, C, ...) in [-1, 1] to the nearest training image of its
+        class ``labels[i]``; below :attr:`threshold` is a near-copy."""
         v = torch.from_numpy(pixel_vectors(_middle_first_channel(images), self.pixel_size))
         labels = np.asarray(labels)
         d = torch.empty(len(v))
         for k in np.unique(labels):
             rows = torch.from_numpy(np.flatnonzero(labels == k))
             d[rows] = _nn(v[rows], self.reference[int(k)])
+        return d
+
+    def check(self, images: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+        """Near-copy fraction and median NN distance of ``images`` (N, C, ...) in [-1, 1], classes ``labels``."""
+        d = self.distances(images, labels)
         return {"nearcopy_frac": float((d < self.threshold).float().mean()),
                 "nn_dist_median": float(d.median()), "nearcopy_threshold": self.threshold}
 
