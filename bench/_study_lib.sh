@@ -27,3 +27,20 @@ resolve_best() {
     echo dcgan
   fi
 }
+
+# check_run RUN MODEL: RUN is a finished medfab run of MODEL (for BEST_RUN, an already-trained best model).
+check_run() {
+  "$PY" - "$1" "$2" <<'PYEOF'
+import json, sys
+from pathlib import Path
+run, model = Path(sys.argv[1]), sys.argv[2]
+cfg = run / "config.json"
+if not cfg.is_file():
+    sys.exit(f"error: BEST_RUN={run} is not a medfab run (no config.json)")
+name = json.loads(cfg.read_text()).get("model", {}).get("name")
+if name != model:
+    sys.exit(f"error: BEST_RUN={run} is a {name!r} run, not {model!r}")
+if not any((run / "checkpoints").glob("*.safetensors")):
+    sys.exit(f"error: BEST_RUN={run} has no checkpoint yet")
+PYEOF
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quality vs training minutes: several models trained for the same budgets, fabricating from each checkpoint
 # and scored by `medfab evaluate --families utility` (CNN trained on synthetic only and on real + synthetic,
-# tested on real images). Prints one table: model x minutes (bench/study_tables.py minutes).
+# tested on real images). Prints one table: model x minutes (bench/study_tables.py minutes), and draws the curve
+# into OUT/quality_vs_minutes.png.
 #
 # Usage: bench/quality_vs_minutes.sh DATA OUT
 #   DATA  a split data set with train/ and test/ (e.g. ../shared/data/alzheimer4, or OUT/data written by
@@ -98,5 +99,5 @@ evals=()
 for name in $MODELS; do
   for mark in $MARKS; do evals+=(--eval "$name@$mark=$OUT/$name/m$mark/eval"); done
 done
-"$PY" "$HERE/study_tables.py" minutes "${evals[@]}" | tee "$OUT/tables.md"
+"$PY" "$HERE/study_tables.py" minutes "${evals[@]}" --plot "$OUT/quality_vs_minutes.png" | tee "$OUT/tables.md"
 echo "tables: $OUT/tables.md"

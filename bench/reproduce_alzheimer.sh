@@ -13,6 +13,7 @@
 #   MODEL    medfab's best model beside pix2pix (default: diffusion when registered, else dcgan; "none": skip)
 # Environment: SIZE (64), SEEDS (CNN seeds, 3), EPOCHS (CNN epochs, 8), CAP (images per class and set in the
 #   evaluation, 400), FAMILIES ("fidelity,class,utility,privacy"), MINORITY ("MildDemented,ModerateDemented"),
+#   BEST_RUN (an already-trained run of MODEL, used instead of training one for MINUTES),
 #   MEDFAB (.venv/bin/medfab), PYTHON (.venv/bin/python).
 # Resumable: a finished step leaves OUT/.done/<step>; an interrupted training resumes from its checkpoint.
 #   OMP_NUM_THREADS=1 nohup nice -n 10 bench/reproduce_alzheimer.sh ../shared/data/alzheimer4 runs/alz 8 > alz.log 2>&1 &
@@ -46,11 +47,22 @@ MODELS=(pix2pix)
 if [ "$BEST" != none ] && [ "$BEST" != pix2pix ]; then MODELS+=("$BEST"); fi
 echo "Alzheimer-4 study: DATA=$DATA OUT=$OUT MINUTES=$MINUTES ($BUDGET) MODELS=${MODELS[*]} SIZE=$SIZE CAP=$CAP"
 
+BEST_RUN=${BEST_RUN:-}
+if [ -n "$BEST_RUN" ] && [ "${#MODELS[@]}" != 2 ]; then
+  echo "error: BEST_RUN needs a MODEL other than pix2pix and none" >&2; exit 2
+fi
+
 tables=()
 for model in "${MODELS[@]}"; do
-  step "train_$model" "$M" train --model "$model" --data "$DATA" --out "$OUT/$model/run" --size "$SIZE" \
-    "$BUDGET_FLAG" "$MINUTES" --seed 0 --no-progress
-  step "sample_$model" --fresh "$OUT/$model/synthetic" "$M" sample --run "$OUT/$model/run" --match-counts \
+  run="$OUT/$model/run"
+  if [ -n "$BEST_RUN" ] && [ "$model" = "$BEST" ]; then
+    check_run "$BEST_RUN" "$model"
+    run=$BEST_RUN
+  else
+    step "train_$model" "$M" train --model "$model" --data "$DATA" --out "$run" --size "$SIZE" \
+      "$BUDGET_FLAG" "$MINUTES" --seed 0 --no-progress
+  fi
+  step "sample_$model" --fresh "$OUT/$model/synthetic" "$M" sample --run "$run" --match-counts \
     --out "$OUT/$model/synthetic" --seed 0 --no-progress
   step "eval_$model" --fresh "$OUT/$model/eval" "$M" evaluate --real-train "$DATA/train" --real-test "$DATA/test" \
     --synthetic "$OUT/$model/synthetic" --out "$OUT/$model/eval" --size "$SIZE" --max-per-class "$CAP" \

@@ -10,14 +10,16 @@
 #   MINUTES     training minutes per model (per class for the per-class models; default 8): CPU-minutes of the
 #               training process (BUDGET=cpu, the default: the same compute whatever else runs), or wall (BUDGET=wall)
 #   BEST_MODEL  medfab's best class-conditional model(s), comma-separated (default: diffusion when registered,
-#               else dcgan); each gets OUT/best_<model>, OUT/synth_best_<model>, OUT/eval_best_<model>
+#               else dcgan; "none": only the study's per-class models); each gets OUT/best_<model>,
+#               OUT/synth_best_<model>, OUT/eval_best_<model>
 # Environment: SIZE (64), SEEDS (CNN seeds, 3), EPOCHS (CNN epochs, 6), ANOMALY_MINUTES (MINUTES / 2),
 #   CAP (evaluate --max-per-class: images per class and set in the CNN study; unset = all),
 #   ANOMALY_SYNTH (generator whose images train the synthetic/mixed detectors: gan, vae or best_<model>; gan),
 #   FAMILIES (evaluate families, "utility,privacy"), SAMPLE_PER_CLASS (fabricate N per class instead of
 #   --match-counts: enough when CAP caps the evaluation anyway, and diffusion sampling on a CPU is slow),
 #   SAMPLE_ARGS (extra `medfab sample` options for the best model(s) only, e.g. "--steps 16" for diffusion),
-#   MEDFAB (.venv/bin/medfab),
+#   BEST_RUN (an already-trained run of the one BEST_MODEL, e.g. a long background training on OUT/data or the
+#   same split, used instead of training one for MINUTES), MEDFAB (.venv/bin/medfab),
 #   PYTHON (.venv/bin/python).
 # Resumable: a finished step leaves OUT/.done/<step> and is skipped next time; an interrupted training
 # resumes from its last checkpoint. Run from the repository root, e.g.
@@ -61,14 +63,24 @@ D="$OUT/data"
 common=(--data "$D" --size "$SIZE" "$BUDGET_FLAG" "$MINUTES" --seed 0 --no-progress)
 step train_gan "$M" train --model dcgan --per-class --out "$OUT/gan" "${common[@]}"
 step train_vae "$M" train --model vae --per-class --out "$OUT/vae" "${common[@]}"
-IFS=, read -r -a BESTS <<< "$BEST"
+BESTS=()
+if [ "$BEST" != none ]; then IFS=, read -r -a BESTS <<< "$BEST"; fi
+BEST_RUN=${BEST_RUN:-}
+if [ -n "$BEST_RUN" ] && [ "${#BESTS[@]}" != 1 ]; then
+  echo "error: BEST_RUN needs exactly one BEST_MODEL, not '$BEST'" >&2; exit 2
+fi
 GENS=(gan vae)
 declare -A RUN=([gan]="$OUT/gan" [vae]="$OUT/vae")
 declare -A LABEL=([gan]="GAN (dcgan) per class" [vae]="VAE per class")
 for b in "${BESTS[@]}"; do
-  step "train_best_$b" "$M" train --model "$b" --out "$OUT/best_$b" "${common[@]}"
+  if [ -n "$BEST_RUN" ]; then
+    check_run "$BEST_RUN" "$b"
+    RUN[best_$b]="$BEST_RUN"
+  else
+    step "train_best_$b" "$M" train --model "$b" --out "$OUT/best_$b" "${common[@]}"
+    RUN[best_$b]="$OUT/best_$b"
+  fi
   GENS+=("best_$b")
-  RUN[best_$b]="$OUT/best_$b"
   LABEL[best_$b]="best: $b"
 done
 

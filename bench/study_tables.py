@@ -9,7 +9,8 @@ Three tables, printed as Markdown (pasteable into an issue):
                real test images), greyscale histograms (JS / W1) and brain mass (KS / W1 / means), each with
                the real-vs-real baseline; utility (balanced accuracy, macro-F1, minority-stage recall) of real,
                synthetic and real + synthetic training; near-copy rate.
-    minutes    synthetic-only and mixed utility per model and training budget (quality vs minutes).
+    minutes    synthetic-only and mixed utility per model and training budget (quality vs minutes); --plot PNG
+               draws synthetic-only BA / real against CPU-minutes per model.
 
     .venv/bin/python bench/study_tables.py br35h --cnn "gan per class=OUT/eval_gan" --anomaly OUT/anomaly_eval
     .venv/bin/python bench/study_tables.py alzheimer --eval "pix2pix=OUT/eval_pix2pix" --minority MildDemented
@@ -205,6 +206,52 @@ def minutes_table(evals: list[tuple[str, dict, dict]]) -> str:
     return markdown(header, rows)
 
 
+def minutes_points(evals: list[tuple[str, dict, dict]]) -> dict[str, list[tuple[float, float, float]]]:
+    """{model: [(CPU-minutes, synthetic BA / real BA, its seed std / real BA), ...]} sorted by minutes.
+
+    The x value is the checkpoint's CPU time when it has one, else the MINUTES of the label. Rows whose
+    utility did not run are left out."""
+    out: dict[str, list[tuple[float, float, float]]] = {}
+    for label, res, ckpt in evals:
+        model, _, minutes = label.partition("@")
+        reg = get(family(res, "utility"), "regimes") or {}
+        real = num(get(reg, "real", "mean", "balanced_accuracy"))
+        syn = num(get(reg, "synthetic", "mean", "balanced_accuracy"))
+        cpu = num(get(ckpt, "loop", "cpu_seconds"))
+        x = cpu / 60 if cpu is not None else _float(minutes)
+        if real is None or syn is None or not real or x is None:
+            continue
+        std = num(get(reg, "synthetic", "std", "balanced_accuracy")) or 0.0
+        out.setdefault(model, []).append((x, syn / real, std / real))
+    return {m: sorted(v) for m, v in sorted(out.items())}
+
+
+def minutes_plot(points: dict[str, list[tuple[float, float, float]]], path: str | Path) -> Path:
+    """Quality vs CPU-minutes as a PNG: synthetic-only BA / real BA per model (bars: CNN seed std), the goal."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for model, pts in points.items():
+        x, y, e = zip(*pts)
+        ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=model)
+    ax.axhline(GOAL, color="grey", ls="--", lw=1, label=f"goal {GOAL:g} x real")
+    ax.set_xscale("log")
+    ax.set_xlabel("training CPU-minutes (log)")
+    ax.set_ylabel("synthetic-only BA / real-only BA")
+    ax.set_title("Quality vs training time (CNN tested on real images)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def checkpoint_record(eval_dir: str | Path) -> dict:
     """The checkpoint sidecar (step, kimg, train_seconds) that quality_vs_minutes.sh copies beside EVAL."""
     p = Path(eval_dir).parent / "checkpoint.json"
@@ -230,6 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     a.add_argument("--minority", default="MildDemented,ModerateDemented", help="comma-separated classes")
     m = sub.add_parser("minutes", help="utility per model and training minutes")
     m.add_argument("--eval", action="append", default=[], help="MODEL@MINUTES=EVAL folder")
+    m.add_argument("--plot", default=None, help="also draw synthetic-only BA / real vs CPU-minutes into this PNG")
     args = ap.parse_args(argv)
 
     if args.study == "br35h":
@@ -254,6 +302,8 @@ def main(argv: list[str] | None = None) -> None:
                         for r in (get(family(res, "utility"), "table") or [])[:1]})
         print(f"### Quality vs training minutes: utility on the real test split ({', '.join(kinds) or '?'})\n")
         print(minutes_table(rows))
+        if args.plot:
+            print(f"\nplot: {minutes_plot(minutes_points(rows), args.plot)}")
 
 
 if __name__ == "__main__":

@@ -115,6 +115,29 @@ def test_minutes_table_sorted_by_model_and_minutes_with_kimg(st, tmp_path, capsy
     assert lines[0].split(" | ")[5] == "0.550"        # synthetic-only balanced accuracy
 
 
+def test_minutes_plot_ratio_against_cpu_minutes(st, tmp_path, capsys):
+    evals = []
+    for model, minutes, acc, cpu in (("vae", "30", 0.49, 1800.0), ("vae", "5", 0.392, None)):
+        run = tmp_path / f"{model}_{minutes}"
+        run.mkdir()
+        loop = {"loop": {"cpu_seconds": cpu}} if cpu else {}
+        (run / "checkpoint.json").write_text(json.dumps({"kimg": 1.0, "step": 1, **loop}))
+        ev = _evaluation(run, "eval", synth_acc=acc)
+        res = json.loads((ev / "results.json").read_text())
+        res["families"]["utility"]["data"]["regimes"]["synthetic"]["std"] = {"balanced_accuracy": 0.098}
+        (ev / "results.json").write_text(json.dumps(res))
+        evals += ["--eval", f"{model}@{minutes}={ev}"]
+    png = tmp_path / "curve.png"
+    st.main(["minutes", *evals, "--plot", str(png)])
+    assert f"plot: {png}" in capsys.readouterr().out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = [(lab, json.loads((Path(p) / "results.json").read_text()), st.checkpoint_record(p))
+            for lab, p in st.labelled(evals[1::2])]
+    # real BA is 0.98: x from the CPU time (30.0) or, without one, the label (5); error bar = std / real
+    assert st.minutes_points(rows) == {"vae": [(5.0, pytest.approx(0.4), pytest.approx(0.1)),
+                                               (30.0, pytest.approx(0.5), pytest.approx(0.1))]}
+
+
 def test_missing_results_say_which_step_to_run(st, tmp_path):
     with pytest.raises(SystemExit, match="run the evaluation step first"):
         st.main(["br35h", "--cnn", f"x={tmp_path / 'nothing'}"])
