@@ -77,7 +77,7 @@ one_model() {
     fi
     step "sample_${name}_$mark" --fresh "$d/synthetic" "$M" sample --run "$run" "${count[@]}" \
       --out "$d/synthetic" --seed 0 --no-progress "${extra[@]}"
-    step "eval_${name}_$mark" --fresh "$d/eval" "$M" evaluate --real-train "$DATA/train" --real-test "$DATA/test" \
+    step "eval_${name}_$mark" --fresh "$d/eval" "$M" evaluate --no-progress --real-train "$DATA/train" --real-test "$DATA/test" \
       --synthetic "$d/synthetic" --out "$d/eval" --size "$SIZE" --max-per-class "$CAP" --families utility \
       --classifiers cnn --seeds "$SEEDS" --epochs "$EPOCHS"
   done

@@ -64,7 +64,7 @@ for model in "${MODELS[@]}"; do
   fi
   step "sample_$model" --fresh "$OUT/$model/synthetic" "$M" sample --run "$run" --match-counts \
     --out "$OUT/$model/synthetic" --seed 0 --no-progress
-  step "eval_$model" --fresh "$OUT/$model/eval" "$M" evaluate --real-train "$DATA/train" --real-test "$DATA/test" \
+  step "eval_$model" --fresh "$OUT/$model/eval" "$M" evaluate --no-progress --real-train "$DATA/train" --real-test "$DATA/test" \
     --synthetic "$OUT/$model/synthetic" --out "$OUT/$model/eval" --size "$SIZE" --max-per-class "$CAP" \
     --families "$FAMILIES" --features pixel --classifiers cnn --seeds "$SEEDS" --epochs "$EPOCHS"
   tables+=(--eval "$model=$OUT/$model/eval")

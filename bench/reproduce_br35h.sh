@@ -98,7 +98,7 @@ done
 cap=()
 if [ -n "$CAP" ]; then cap=(--max-per-class "$CAP"); fi
 for g in "${GENS[@]}"; do
-  step "eval_$g" --fresh "$OUT/eval_$g" "$M" evaluate --real-train "$D/train" \
+  step "eval_$g" --fresh "$OUT/eval_$g" "$M" evaluate --no-progress --real-train "$D/train" \
     --real-test "$D/test" --synthetic "$OUT/synth_$g" --out "$OUT/eval_$g" --size "$SIZE" \
     --families "$FAMILIES" --features pixel --classifiers cnn --seeds "$SEEDS" --epochs "$EPOCHS" "${cap[@]}"
 done
