@@ -51,12 +51,12 @@ BEST_RUN=${BEST_RUN:-}
 if [ -n "$BEST_RUN" ] && [ "${#MODELS[@]}" != 2 ]; then
   echo "error: BEST_RUN needs a MODEL other than pix2pix and none" >&2; exit 2
 fi
+if [ -n "$BEST_RUN" ]; then check_run "$BEST_RUN" "$BEST"; fi
 
 tables=()
 for model in "${MODELS[@]}"; do
   run="$OUT/$model/run"
   if [ -n "$BEST_RUN" ] && [ "$model" = "$BEST" ]; then
-    check_run "$BEST_RUN" "$model"
     run=$BEST_RUN
   else
     step "train_$model" "$M" train --model "$model" --data "$DATA" --out "$run" --size "$SIZE" \

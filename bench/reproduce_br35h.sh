@@ -52,6 +52,13 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/_study_lib.sh"      # step(), resolve_best()
 
 BEST=$(resolve_best "$BEST")
+BESTS=()
+if [ "$BEST" != none ]; then IFS=, read -r -a BESTS <<< "$BEST"; fi
+BEST_RUN=${BEST_RUN:-}
+if [ -n "$BEST_RUN" ] && [ "${#BESTS[@]}" != 1 ]; then
+  echo "error: BEST_RUN needs exactly one BEST_MODEL, not '$BEST'" >&2; exit 2
+fi
+if [ -n "$BEST_RUN" ]; then check_run "$BEST_RUN" "${BESTS[0]}"; fi     # before hours of other training
 echo "Br35H study: DATA=$DATA OUT=$OUT MINUTES=$MINUTES ($BUDGET) BEST=$BEST SIZE=$SIZE SEEDS=$SEEDS EPOCHS=$EPOCHS CAP=${CAP:-all}"
 
 # 1. split with near-duplicates kept on one side, then crop every head to its bounding box
@@ -63,18 +70,11 @@ D="$OUT/data"
 common=(--data "$D" --size "$SIZE" "$BUDGET_FLAG" "$MINUTES" --seed 0 --no-progress)
 step train_gan "$M" train --model dcgan --per-class --out "$OUT/gan" "${common[@]}"
 step train_vae "$M" train --model vae --per-class --out "$OUT/vae" "${common[@]}"
-BESTS=()
-if [ "$BEST" != none ]; then IFS=, read -r -a BESTS <<< "$BEST"; fi
-BEST_RUN=${BEST_RUN:-}
-if [ -n "$BEST_RUN" ] && [ "${#BESTS[@]}" != 1 ]; then
-  echo "error: BEST_RUN needs exactly one BEST_MODEL, not '$BEST'" >&2; exit 2
-fi
 GENS=(gan vae)
 declare -A RUN=([gan]="$OUT/gan" [vae]="$OUT/vae")
 declare -A LABEL=([gan]="GAN (dcgan) per class" [vae]="VAE per class")
 for b in "${BESTS[@]}"; do
   if [ -n "$BEST_RUN" ]; then
-    check_run "$BEST_RUN" "$b"
     RUN[best_$b]="$BEST_RUN"
   else
     step "train_best_$b" "$M" train --model "$b" --out "$OUT/best_$b" "${common[@]}"
