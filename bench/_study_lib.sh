@@ -28,19 +28,21 @@ resolve_best() {
   fi
 }
 
-# check_run RUN MODEL: RUN is a finished medfab run of MODEL (for BEST_RUN, an already-trained best model).
+# check_run RUN MODEL: RUN is a medfab run of MODEL with a complete checkpoint (BEST_RUN, an already-trained best
+# model); read with medfab's own run readers, so the checks and messages are those of `medfab sample`.
 check_run() {
   "$PY" - "$1" "$2" <<'PYEOF'
-import json, sys
-from pathlib import Path
-run, model = Path(sys.argv[1]), sys.argv[2]
-cfg = run / "config.json"
-if not cfg.is_file():
-    sys.exit(f"error: BEST_RUN={run} is not a medfab run (no config.json)")
-name = json.loads(cfg.read_text()).get("model", {}).get("name")
+import sys
+from medfab.errors import MedfabError
+from medfab.training.checkpoint import latest_checkpoint, read_run_config
+run, model = sys.argv[1], sys.argv[2]
+try:
+    name = read_run_config(run).get("model", {}).get("name")
+except MedfabError as e:
+    sys.exit(f"error: BEST_RUN: {e}")
 if name != model:
     sys.exit(f"error: BEST_RUN={run} is a {name!r} run, not {model!r}")
-if not any((run / "checkpoints").glob("*.safetensors")):
-    sys.exit(f"error: BEST_RUN={run} has no checkpoint yet")
+if latest_checkpoint(run) is None:
+    sys.exit(f"error: BEST_RUN={run} has no complete checkpoint yet")
 PYEOF
 }

@@ -48,7 +48,7 @@ if [ "$BEST" != none ] && [ "$BEST" != pix2pix ]; then MODELS+=("$BEST"); fi
 echo "Alzheimer-4 study: DATA=$DATA OUT=$OUT MINUTES=$MINUTES ($BUDGET) MODELS=${MODELS[*]} SIZE=$SIZE CAP=$CAP"
 
 BEST_RUN=${BEST_RUN:-}
-if [ -n "$BEST_RUN" ] && [ "${#MODELS[@]}" != 2 ]; then
+if [ -n "$BEST_RUN" ] && { [ "$BEST" = none ] || [ "$BEST" = pix2pix ]; }; then
   echo "error: BEST_RUN needs a MODEL other than pix2pix and none" >&2; exit 2
 fi
 if [ -n "$BEST_RUN" ]; then check_run "$BEST_RUN" "$BEST"; fi

@@ -182,6 +182,13 @@ def utility_table(evals: list[tuple[str, dict]], minority: list[str]) -> str:
 
 
 # --- quality vs minutes ---------------------------------------------------------------------------------
+def _minutes_row(label: str, res: dict, ckpt: dict) -> tuple[str, str, float | None, dict]:
+    """``MODEL@MINUTES`` row -> (model, minutes label, checkpoint CPU-minutes or None, utility regimes)."""
+    model, _, minutes = label.partition("@")
+    cpu = num(get(ckpt, "loop", "cpu_seconds"))
+    return model, minutes, (cpu / 60 if cpu is not None else None), get(family(res, "utility"), "regimes") or {}
+
+
 def minutes_table(evals: list[tuple[str, dict, dict]]) -> str:
     """``(model@minutes, results, checkpoint record)`` rows, sorted by model, then minutes."""
     header = ["model", "minutes", "CPU-min", "kimg", "real BA", "synthetic BA", "synthetic macro-F1", "BA / real",
@@ -193,11 +200,9 @@ def minutes_table(evals: list[tuple[str, dict, dict]]) -> str:
         return model, _float(minutes) or 0.0
 
     for label, res, ckpt in sorted(evals, key=key):
-        model, _, minutes = label.partition("@")
-        reg = get(family(res, "utility"), "regimes") or {}
+        model, minutes, cpu_min, reg = _minutes_row(label, res, ckpt)
         real, syn, mix = (get(reg, r, "mean") or {} for r in ("real", "synthetic", "real+synthetic"))
-        cpu = get(ckpt, "loop", "cpu_seconds")
-        rows.append([model, minutes or "-", fmt(cpu / 60 if cpu is not None else None, digits=1),
+        rows.append([model, minutes or "-", fmt(cpu_min, digits=1),
                      fmt(ckpt.get("kimg"), digits=1), fmt(real.get("balanced_accuracy")),
                      fmt(syn.get("balanced_accuracy")), fmt(syn.get("macro_f1")),
                      fmt(ratio(syn.get("balanced_accuracy"), real.get("balanced_accuracy")), digits=2),
@@ -213,12 +218,10 @@ def minutes_points(evals: list[tuple[str, dict, dict]]) -> dict[str, list[tuple[
     utility did not run are left out."""
     out: dict[str, list[tuple[float, float, float]]] = {}
     for label, res, ckpt in evals:
-        model, _, minutes = label.partition("@")
-        reg = get(family(res, "utility"), "regimes") or {}
+        model, minutes, cpu_min, reg = _minutes_row(label, res, ckpt)
         real = num(get(reg, "real", "mean", "balanced_accuracy"))
         syn = num(get(reg, "synthetic", "mean", "balanced_accuracy"))
-        cpu = num(get(ckpt, "loop", "cpu_seconds"))
-        x = cpu / 60 if cpu is not None else _float(minutes)
+        x = cpu_min if cpu_min is not None else _float(minutes)
         if real is None or syn is None or not real or x is None:
             continue
         std = num(get(reg, "synthetic", "std", "balanced_accuracy")) or 0.0
