@@ -13,7 +13,10 @@
 #   MODEL    medfab's best model beside pix2pix (default: diffusion when registered, else dcgan; "none": skip)
 # Environment: SIZE (64), SEEDS (CNN seeds, 3), EPOCHS (CNN epochs, 8), CAP (images per class and set in the
 #   evaluation, 400), FAMILIES ("fidelity,class,utility,privacy"), MINORITY ("MildDemented,ModerateDemented"),
-#   BEST_RUN (an already-trained run of MODEL, used instead of training one for MINUTES),
+#   SAMPLE_PER_CLASS (fabricate N per stage instead of --match-counts: enough when CAP caps the evaluation
+#   anyway, and diffusion sampling on a CPU is slow), SAMPLE_ARGS (extra `medfab sample` options for MODEL only,
+#   e.g. "--sampler dpmpp --steps 12"), BEST_RUN (an already-trained run of MODEL, used instead of training one
+#   for MINUTES),
 #   MEDFAB (.venv/bin/medfab), PYTHON (.venv/bin/python).
 # Resumable: a finished step leaves OUT/.done/<step>; an interrupted training resumes from its checkpoint.
 #   OMP_NUM_THREADS=1 nohup nice -n 10 bench/reproduce_alzheimer.sh ../shared/data/alzheimer4 runs/alz 8 > alz.log 2>&1 &
@@ -32,6 +35,8 @@ EPOCHS=${EPOCHS:-8}
 CAP=${CAP:-400}
 FAMILIES=${FAMILIES:-fidelity,class,utility,privacy}
 MINORITY=${MINORITY:-MildDemented,ModerateDemented}
+SAMPLE_PER_CLASS=${SAMPLE_PER_CLASS:-}
+read -r -a SAMPLE_ARGS <<< "${SAMPLE_ARGS:-}"
 M=${MEDFAB:-.venv/bin/medfab}
 PY=${PYTHON:-.venv/bin/python}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -53,6 +58,8 @@ if [ -n "$BEST_RUN" ] && { [ "$BEST" = none ] || [ "$BEST" = pix2pix ]; }; then
 fi
 if [ -n "$BEST_RUN" ]; then check_run "$BEST_RUN" "$BEST"; fi
 
+count=(--match-counts)
+if [ -n "$SAMPLE_PER_CLASS" ]; then count=(--n-per-class "$SAMPLE_PER_CLASS"); fi
 tables=()
 for model in "${MODELS[@]}"; do
   run="$OUT/$model/run"
@@ -62,8 +69,10 @@ for model in "${MODELS[@]}"; do
     step "train_$model" "$M" train --model "$model" --data "$DATA" --out "$run" --size "$SIZE" \
       "$BUDGET_FLAG" "$MINUTES" --seed 0 --no-progress
   fi
-  step "sample_$model" --fresh "$OUT/$model/synthetic" "$M" sample --run "$run" --match-counts \
-    --out "$OUT/$model/synthetic" --seed 0 --no-progress
+  extra=()
+  if [ "$model" = "$BEST" ]; then extra=("${SAMPLE_ARGS[@]}"); fi
+  step "sample_$model" --fresh "$OUT/$model/synthetic" "$M" sample --run "$run" "${count[@]}" \
+    --out "$OUT/$model/synthetic" --seed 0 --no-progress "${extra[@]}"
   step "eval_$model" --fresh "$OUT/$model/eval" "$M" evaluate --no-progress --real-train "$DATA/train" --real-test "$DATA/test" \
     --synthetic "$OUT/$model/synthetic" --out "$OUT/$model/eval" --size "$SIZE" --max-per-class "$CAP" \
     --families "$FAMILIES" --features pixel --classifiers cnn --seeds "$SEEDS" --epochs "$EPOCHS"
