@@ -3,6 +3,12 @@
 
 mkdir -p "$OUT/.done"
 
+# SAMPLE_PER_CLASS and SAMPLE_ARGS (environment) -> the `medfab sample` options of every generator (SAMPLE_COUNT:
+# --n-per-class N, else --match-counts) and of the best model(s) only (SAMPLE_ARGS, split into words).
+SAMPLE_COUNT=(--match-counts)
+if [ -n "${SAMPLE_PER_CLASS:-}" ]; then SAMPLE_COUNT=(--n-per-class "$SAMPLE_PER_CLASS"); fi
+read -r -a SAMPLE_ARGS <<< "${SAMPLE_ARGS:-}"
+
 # step NAME [--fresh PATH] CMD...: run CMD unless OUT/.done/NAME exists; --fresh removes PATH (a half-written
 # output of an interrupted run) first. Every command is printed and logged to OUT/commands.log with its time.
 step() {

@@ -40,7 +40,6 @@ SIZE=${SIZE:-64}
 SEEDS=${SEEDS:-3}          # one CNN seed varies by +-0.05 in synthetic-only BA (stop 15): too noisy to rank models
 EPOCHS=${EPOCHS:-6}
 CAP=${CAP:-300}
-SAMPLE_PER_CLASS=${SAMPLE_PER_CLASS:-}
 read -r -a DIFFUSION_SAMPLE_ARGS <<< "${DIFFUSION_SAMPLE_ARGS:-}"
 PARALLEL=${PARALLEL:-2}
 M=${MEDFAB:-.venv/bin/medfab}
@@ -51,7 +50,7 @@ if [ ! -d "$DATA/train" ] || [ ! -d "$DATA/test" ]; then
   echo "error: $DATA needs train/ and test/ folders (split it with 'medfab data split')" >&2
   exit 2
 fi
-. "$HERE/_study_lib.sh"      # step(), resolve_best()
+. "$HERE/_study_lib.sh"      # step(), resolve_best(), SAMPLE_COUNT
 if [ -z "${MODELS:-}" ]; then
   MODELS="dcgan vae cdcgan"
   if [ "$(resolve_best auto)" = diffusion ]; then MODELS="$MODELS diffusion"; fi
@@ -62,9 +61,8 @@ CDCGAN=(--model dcgan --set loss=ns --set g_norm=batch --set d_norm=batch --set 
 # one model through every mark: train to the mark, keep the checkpoint's record, fabricate, evaluate
 one_model() {
   local name=$1 run="$OUT/$1/run" mark
-  local args=(--model "$name") count=(--match-counts) extra=()
+  local args=(--model "$name") extra=()
   if [ "$name" = cdcgan ]; then args=("${CDCGAN[@]}"); fi
-  if [ -n "$SAMPLE_PER_CLASS" ]; then count=(--n-per-class "$SAMPLE_PER_CLASS"); fi
   if [ "$name" = diffusion ] || [ "$name" = ldm ]; then extra=("${DIFFUSION_SAMPLE_ARGS[@]}"); fi
   for mark in $MARKS; do
     local d="$OUT/$name/m$mark"
@@ -75,7 +73,7 @@ one_model() {
       cp "$(ls "$run"/checkpoints/*.json | sort | tail -n 1)" "$d/checkpoint.json"
       touch "$OUT/.done/record_${name}_$mark"
     fi
-    step "sample_${name}_$mark" --fresh "$d/synthetic" "$M" sample --run "$run" "${count[@]}" \
+    step "sample_${name}_$mark" --fresh "$d/synthetic" "$M" sample --run "$run" "${SAMPLE_COUNT[@]}" \
       --out "$d/synthetic" --seed 0 --no-progress "${extra[@]}"
     step "eval_${name}_$mark" --fresh "$d/eval" "$M" evaluate --no-progress --real-train "$DATA/train" --real-test "$DATA/test" \
       --synthetic "$d/synthetic" --out "$d/eval" --size "$SIZE" --max-per-class "$CAP" --families utility \

@@ -35,8 +35,6 @@ EPOCHS=${EPOCHS:-8}
 CAP=${CAP:-400}
 FAMILIES=${FAMILIES:-fidelity,class,utility,privacy}
 MINORITY=${MINORITY:-MildDemented,ModerateDemented}
-SAMPLE_PER_CLASS=${SAMPLE_PER_CLASS:-}
-read -r -a SAMPLE_ARGS <<< "${SAMPLE_ARGS:-}"
 M=${MEDFAB:-.venv/bin/medfab}
 PY=${PYTHON:-.venv/bin/python}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -45,7 +43,7 @@ if [ ! -d "$DATA/train" ] || [ ! -d "$DATA/test" ]; then
   exit 2
 fi
 
-. "$HERE/_study_lib.sh"      # step(), resolve_best()
+. "$HERE/_study_lib.sh"      # step(), resolve_best(), check_run(), SAMPLE_COUNT, SAMPLE_ARGS
 
 BEST=$(resolve_best "$BEST")
 MODELS=(pix2pix)
@@ -58,8 +56,6 @@ if [ -n "$BEST_RUN" ] && { [ "$BEST" = none ] || [ "$BEST" = pix2pix ]; }; then
 fi
 if [ -n "$BEST_RUN" ]; then check_run "$BEST_RUN" "$BEST"; fi
 
-count=(--match-counts)
-if [ -n "$SAMPLE_PER_CLASS" ]; then count=(--n-per-class "$SAMPLE_PER_CLASS"); fi
 tables=()
 for model in "${MODELS[@]}"; do
   run="$OUT/$model/run"
@@ -71,7 +67,7 @@ for model in "${MODELS[@]}"; do
   fi
   extra=()
   if [ "$model" = "$BEST" ]; then extra=("${SAMPLE_ARGS[@]}"); fi
-  step "sample_$model" --fresh "$OUT/$model/synthetic" "$M" sample --run "$run" "${count[@]}" \
+  step "sample_$model" --fresh "$OUT/$model/synthetic" "$M" sample --run "$run" "${SAMPLE_COUNT[@]}" \
     --out "$OUT/$model/synthetic" --seed 0 --no-progress "${extra[@]}"
   step "eval_$model" --fresh "$OUT/$model/eval" "$M" evaluate --no-progress --real-train "$DATA/train" --real-test "$DATA/test" \
     --synthetic "$OUT/$model/synthetic" --out "$OUT/$model/eval" --size "$SIZE" --max-per-class "$CAP" \

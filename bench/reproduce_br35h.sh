@@ -43,13 +43,11 @@ ANOMALY_MINUTES=${ANOMALY_MINUTES:-$(awk "BEGIN {print $MINUTES / 2}")}
 ANOMALY_SYNTH=${ANOMALY_SYNTH:-gan}
 FAMILIES=${FAMILIES:-utility,privacy}
 CAP=${CAP:-}
-SAMPLE_PER_CLASS=${SAMPLE_PER_CLASS:-}
-read -r -a SAMPLE_ARGS <<< "${SAMPLE_ARGS:-}"
 M=${MEDFAB:-.venv/bin/medfab}
 PY=${PYTHON:-.venv/bin/python}
 HERE=$(cd "$(dirname "$0")" && pwd)
 
-. "$HERE/_study_lib.sh"      # step(), resolve_best()
+. "$HERE/_study_lib.sh"      # step(), resolve_best(), check_run(), SAMPLE_COUNT, SAMPLE_ARGS
 
 BEST=$(resolve_best "$BEST")
 BESTS=()
@@ -85,12 +83,10 @@ for b in "${BESTS[@]}"; do
 done
 
 # 3. fabricate as many images per class as the real training split
-count=(--match-counts)
-if [ -n "$SAMPLE_PER_CLASS" ]; then count=(--n-per-class "$SAMPLE_PER_CLASS"); fi
 for g in "${GENS[@]}"; do
   extra=()
   if [[ $g == best_* ]]; then extra=("${SAMPLE_ARGS[@]}"); fi
-  step "sample_$g" --fresh "$OUT/synth_$g" "$M" sample --run "${RUN[$g]}" "${count[@]}" \
+  step "sample_$g" --fresh "$OUT/synth_$g" "$M" sample --run "${RUN[$g]}" "${SAMPLE_COUNT[@]}" \
     --out "$OUT/synth_$g" --seed 0 --no-progress "${extra[@]}"
 done
 
